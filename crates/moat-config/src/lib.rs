@@ -1,0 +1,111 @@
+//! moat's configuration: one TOML file, `${VAR}` interpolation, and a validated [`Config`].
+//!
+//! Reading happens in three steps, so that a user with three mistakes sees three lines:
+//! 1. `document`: parse the TOML, then deserialize each section and each `[[providers]]` /
+//!    `[[models]]` element separately into raw serde types (`deny_unknown_fields`), reporting a
+//!    field that does not fit and reading the rest of its table.
+//! 2. `sections`: interpolate environment variables into string values (after parsing, so a
+//!    value can never inject TOML) and check each field.
+//! 3. `references`: check names across sections (duplicates, unknown providers and models,
+//!    fallback cycles).
+//!
+//! Every error names a line and a field; [`parse`] returns a [`Config`] only when there are none.
+//!
+//! ```
+//! # use moat_config::{parse, MapEnv};
+//! let text = r#"
+//! [store]
+//! path = "moat.db"
+//! [[providers]]
+//! name = "local"
+//! kind = "openai"
+//! base_url = "http://localhost:11434/v1"
+//! [[models]]
+//! name = "llama"
+//! targets = [{ provider = "local", model = "llama3.1" }]
+//! "#;
+//! let config = parse(text, "moat.toml", "/etc/moat".as_ref(), &MapEnv::default()).unwrap();
+//! assert_eq!(config.model("llama").unwrap().targets[0].provider, "local");
+//! ```
+
+mod context;
+mod document;
+mod env;
+mod error;
+mod raw;
+mod references;
+mod sections;
+mod types;
+
+use std::path::Path;
+
+pub use env::{Env, MapEnv, ProcessEnv};
+pub use error::{ConfigError, ConfigErrors};
+pub use types::{
+    Config, KeysConfig, ModelConfig, ProviderConfig, ServerConfig, StoreConfig, TargetConfig,
+};
+
+/// Reads and validates the config file at `path`; relative paths inside resolve against its directory.
+pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let error = ConfigError {
+            line: None,
+            field: String::new(),
+            message: format!("cannot read the config file: {e}"),
+        };
+        ConfigErrors::new(origin.clone(), vec![error])
+    })?;
+    let base_dir = path.parent().unwrap_or(Path::new(""));
+    parse(&text, &origin, base_dir, env)
+}
+
+/// Validates config `text`. `origin` names the file in messages; `base_dir` is where relative
+/// paths resolve.
+pub fn parse(
+    text: &str,
+    origin: &str,
+    base_dir: &Path,
+    env: &dyn Env,
+) -> Result<Config, ConfigErrors> {
+    // Editors on Windows may save a byte-order mark; TOML does not allow one.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut ctx = context::Ctx::new(text, env, base_dir);
+    let Some(doc) = document::read(text, &mut ctx.errors) else {
+        return Err(ConfigErrors::new(origin, ctx.errors.into_vec()));
+    };
+
+    let server = sections::server(&mut ctx, doc.server.as_ref());
+    let store = sections::store(&mut ctx, doc.store.as_ref());
+    let keys = sections::keys(&mut ctx, doc.keys.as_ref());
+    let providers: Vec<_> = doc
+        .providers
+        .iter()
+        .map(|p| sections::provider(&mut ctx, p))
+        .collect();
+    let models: Vec<_> = doc
+        .models
+        .iter()
+        .map(|m| sections::model(&mut ctx, m))
+        .collect();
+    let all_providers_named = doc.all_providers_read && providers.iter().all(|p| p.name.is_some());
+    let all_models_named = doc.all_models_read && models.iter().all(|m| m.name.is_some());
+    references::check(
+        &mut ctx.errors,
+        &providers,
+        all_providers_named,
+        &models,
+        all_models_named,
+    );
+
+    if !ctx.errors.is_empty() {
+        return Err(ConfigErrors::new(origin, ctx.errors.into_vec()));
+    }
+    Ok(Config {
+        server,
+        store,
+        keys,
+        providers: providers.into_iter().map(|p| p.config).collect(),
+        models: models.into_iter().map(|m| m.config).collect(),
+    })
+}

@@ -1,0 +1,71 @@
+//! Raw serde shapes of the config file, exactly as written, with the spans needed for errors.
+//!
+//! Every field is optional here: missing required fields are reported by the conversion, which
+//! knows the table's line. Durations stay untyped so `shutdown_grace = 30` can get a useful hint.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A scalar whose type the conversion checks itself.
+pub(crate) type Any = Spanned<toml::Value>;
+
+/// `[server]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub listen: Option<Spanned<String>>,
+    pub max_body_bytes: Option<Spanned<u64>>,
+    pub shutdown_grace: Option<Any>,
+    pub read_timeout: Option<Any>,
+}
+
+/// `[store]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStore {
+    pub path: Option<Spanned<String>>,
+}
+
+/// `[keys]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawKeys {
+    pub cache_ttl: Option<Any>,
+}
+
+/// One `[[providers]]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProvider {
+    pub name: Option<Spanned<String>>,
+    pub kind: Option<Spanned<String>>,
+    pub base_url: Option<Spanned<String>>,
+    pub api_key: Option<Spanned<String>>,
+    pub connect_timeout: Option<Any>,
+    pub first_byte_timeout: Option<Any>,
+    pub idle_timeout: Option<Any>,
+    pub headers: Option<BTreeMap<String, Spanned<String>>>,
+}
+
+/// One `[[models]]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawModel {
+    pub name: Option<Spanned<String>>,
+    pub targets: Option<Vec<RawTarget>>,
+    pub fallbacks: Option<Vec<Spanned<String>>>,
+}
+
+/// One entry of `targets`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a target table such as { provider = \"openai\", model = \"gpt-4o\" }"
+)]
+pub(crate) struct RawTarget {
+    pub provider: Spanned<String>,
+    pub model: Spanned<String>,
+    pub weight: Option<Spanned<u32>>,
+}

@@ -1,0 +1,99 @@
+//! The shipped example config parses into exactly what its comments promise.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use moat_config::{load, parse, MapEnv, ServerConfig, TargetConfig};
+use moat_core::Protocol;
+
+fn example_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/moat.toml")
+}
+
+fn keys() -> MapEnv {
+    MapEnv::new([
+        ("OPENAI_API_KEY", "sk-openai"),
+        ("ANTHROPIC_API_KEY", "sk-ant"),
+    ])
+}
+
+#[test]
+fn example_config_parses() {
+    let path = example_path();
+    let config = load(&path, &keys()).unwrap();
+
+    assert_eq!(config.server, ServerConfig::default());
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:4000");
+    assert_eq!(config.store.path, path.parent().unwrap().join("moat.db"));
+    assert_eq!(config.keys.cache_ttl, Duration::from_secs(5));
+
+    assert_eq!(config.providers.len(), 2);
+    let openai = config.provider("openai").unwrap();
+    assert_eq!(openai.kind, Protocol::OpenAi);
+    assert_eq!(openai.base_url, "https://api.openai.com/v1");
+    assert_eq!(openai.api_key.as_ref().unwrap().expose(), "sk-openai");
+    assert_eq!(openai.connect_timeout, Duration::from_secs(5));
+    assert_eq!(openai.first_byte_timeout, Duration::from_secs(60));
+    assert_eq!(openai.idle_timeout, Duration::from_secs(60));
+    assert!(openai.headers.is_empty());
+    let anthropic = config.provider("anthropic").unwrap();
+    assert_eq!(anthropic.kind, Protocol::Anthropic);
+    assert_eq!(anthropic.base_url, "https://api.anthropic.com");
+    assert_eq!(anthropic.api_key.as_ref().unwrap().expose(), "sk-ant");
+
+    assert_eq!(config.models.len(), 2);
+    let gpt = config.model("gpt-4o").unwrap();
+    assert_eq!(gpt.targets, vec![TargetConfig::new("openai", "gpt-4o")]);
+    assert_eq!(gpt.fallbacks, vec!["claude-sonnet".to_string()]);
+    let claude = config.model("claude-sonnet").unwrap();
+    assert_eq!(
+        claude.targets,
+        vec![TargetConfig::new("anthropic", "claude-sonnet-4-5")]
+    );
+    assert!(claude.fallbacks.is_empty());
+    assert!(config.model("gpt-5").is_none());
+}
+
+#[test]
+fn example_config_names_both_missing_keys() {
+    let err = load(&example_path(), &MapEnv::default()).unwrap_err();
+    let found: Vec<_> = err
+        .errors
+        .iter()
+        .map(|e| (e.line, e.field.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (Some(27), "providers[0].api_key"),
+            (Some(37), "providers[1].api_key")
+        ]
+    );
+    assert!(err.errors[0]
+        .message
+        .contains("\"OPENAI_API_KEY\" is not set"));
+    assert!(err.errors[1]
+        .message
+        .contains("\"ANTHROPIC_API_KEY\" is not set"));
+}
+
+#[test]
+fn a_missing_file_is_a_config_error() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("no-such-moat.toml");
+    let err = load(&path, &keys()).unwrap_err();
+    assert_eq!(err.origin, path.display().to_string());
+    assert_eq!(err.errors.len(), 1);
+    assert_eq!(err.errors[0].line, None);
+    assert!(err.errors[0]
+        .message
+        .starts_with("cannot read the config file"));
+}
+
+#[test]
+fn the_example_does_not_depend_on_where_it_is_parsed_from() {
+    let text = std::fs::read_to_string(example_path()).unwrap();
+    let config = parse(&text, "moat.toml", Path::new("/srv/moat"), &keys()).unwrap();
+    assert_eq!(config.store.path, PathBuf::from("/srv/moat/moat.db"));
+}

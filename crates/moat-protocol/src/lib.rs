@@ -1,0 +1,14 @@
+//! OpenAI and Anthropic wire formats for moat: SSE codec, error bodies, usage accounting and
+//! translation between OpenAI Chat Completions and Anthropic Messages.
+//!
+//! The crate is pure: no I/O, no async, no clock. Bodies are `serde_json::Value` objects so that
+//! fields moat does not know survive wherever both sides speak the same protocol.
+
+pub mod errors;
+pub mod sse;
+pub mod translate;
+pub mod usage;
+
+pub use sse::{SseDecoder, SseError, SseEvent};
+pub use translate::TranslateError;
+pub use usage::{StreamKind, Usage, UsageObserver};

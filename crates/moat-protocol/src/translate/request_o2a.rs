@@ -1,0 +1,271 @@
+//! OpenAI Chat Completions request -> Anthropic Messages request.
+
+use serde_json::{json, Value};
+
+use super::json::{
+    child, copy_as, copy_field, expect_array, expect_object, expect_str, field, item, positive_int,
+    str_field, Object,
+};
+use super::mapping::{
+    adaptive_effort_for_reasoning, thinking_budget_for_effort, MIN_THINKING_BUDGET,
+};
+use super::messages_o2a::convert_messages;
+use super::TranslateError;
+
+/// `max_tokens` sent to Anthropic, which requires it, when the OpenAI client set neither
+/// `max_completion_tokens` nor `max_tokens`. 4096 fits every current Claude model's output limit.
+pub const DEFAULT_ANTHROPIC_MAX_TOKENS: u64 = 4096;
+
+/// How `reasoning_effort` is expressed to Anthropic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ThinkingStyle {
+    /// `thinking: {type: "enabled", budget_tokens}`: models up to Claude 4.6.
+    #[default]
+    Budget,
+    /// `thinking: {type: "adaptive"}` plus `output_config.effort`: Claude 4.6 and later, and
+    /// the only form Claude Opus 4.7 and later accept.
+    Adaptive,
+}
+
+/// Choices for [`openai_chat_to_anthropic_request_with`] that depend on the target model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AnthropicRequestOptions {
+    /// How to express `reasoning_effort`.
+    pub thinking: ThinkingStyle,
+}
+
+/// Translates an OpenAI chat request into an Anthropic Messages request for `target_model`,
+/// with default [`AnthropicRequestOptions`].
+///
+/// See [`openai_chat_to_anthropic_request_with`] for the rules.
+pub fn openai_chat_to_anthropic_request(
+    body: &Value,
+    target_model: &str,
+) -> Result<Value, TranslateError> {
+    openai_chat_to_anthropic_request_with(body, target_model, &AnthropicRequestOptions::default())
+}
+
+/// Translates an OpenAI chat request into an Anthropic Messages request for `target_model`.
+///
+/// - system/developer messages -> `system` text blocks, in order and never merged; text,
+///   `image_url` (data: URL -> base64 source, http(s) URL -> url source) and `file` (inline PDF
+///   -> document) parts -> blocks, keeping any `cache_control`; assistant `tool_calls` ->
+///   `tool_use` blocks whose `input` is the parsed arguments (invalid JSON is an error);
+///   consecutive `tool` messages -> one user message of `tool_result` blocks, placed first;
+///   consecutive same-role messages merged, since Anthropic requires alternation;
+/// - `max_completion_tokens`, else `max_tokens`, else [`DEFAULT_ANTHROPIC_MAX_TOKENS`];
+/// - `stop` -> `stop_sequences`; `temperature`, `top_p`, `stream` copied; `user` ->
+///   `metadata.user_id`; tools and `tool_choice` converted, `parallel_tool_calls: false` ->
+///   `disable_parallel_tool_use: true`;
+/// - `reasoning_effort` -> thinking, budgets from [`thinking_budget_for_effort`]. The budget is
+///   kept below `max_tokens`: with a client-set limit it is cut to `max_tokens - 1` and thinking is
+///   left off if that is under Anthropic's minimum of 1024; without one, `max_tokens` becomes the
+///   default plus the budget so the answer keeps its room. Anthropic may reject thinking
+///   combined with `temperature` or a forced tool choice; those are passed on unchanged.
+/// - `n` > 1 is an error; assistant `reasoning_content` is not sent (it has no signature).
+///
+/// Dropped, as Anthropic has no equivalent: `frequency_penalty`, `presence_penalty`,
+/// `logit_bias`, `logprobs`, `top_logprobs`, `seed`, `response_format`, `service_tier`,
+/// `store`, `metadata`, `modalities`, `audio`, `prediction`, `web_search_options`,
+/// `stream_options`, `verbosity`, `prompt_cache_key`, `safety_identifier`, the legacy
+/// `functions`/`function_call`, message `name`s and any unknown field.
+pub fn openai_chat_to_anthropic_request_with(
+    body: &Value,
+    target_model: &str,
+    options: &AnthropicRequestOptions,
+) -> Result<Value, TranslateError> {
+    let request = expect_object(body, "")?;
+    reject_multiple_choices(request)?;
+    let messages = request
+        .get("messages")
+        .ok_or_else(|| TranslateError::invalid("messages", "messages is required"))?;
+    let conversation = convert_messages(messages)?;
+    let explicit_max = match positive_int(request, "max_completion_tokens")? {
+        Some(max) => Some(max),
+        None => positive_int(request, "max_tokens")?,
+    };
+    let mut out = Object::new();
+    out.insert("model".to_owned(), json!(target_model));
+    out.insert(
+        "max_tokens".to_owned(),
+        json!(explicit_max.unwrap_or(DEFAULT_ANTHROPIC_MAX_TOKENS)),
+    );
+    if !conversation.system.is_empty() {
+        out.insert("system".to_owned(), Value::Array(conversation.system));
+    }
+    out.insert("messages".to_owned(), Value::Array(conversation.messages));
+    if let Some(tools) = convert_tools(request)? {
+        out.insert("tools".to_owned(), Value::Array(tools));
+        if let Some(choice) = convert_tool_choice(request)? {
+            out.insert("tool_choice".to_owned(), choice);
+        }
+    }
+    if let Some(stop) = stop_sequences(request)? {
+        out.insert("stop_sequences".to_owned(), stop);
+    }
+    copy_field(request, &mut out, "temperature");
+    copy_field(request, &mut out, "top_p");
+    if let Some(user) = str_field(request, "user") {
+        out.insert("metadata".to_owned(), json!({"user_id": user}));
+    }
+    apply_reasoning(request, explicit_max, options.thinking, &mut out)?;
+    copy_as(request, "stream", &mut out, "stream");
+    Ok(Value::Object(out))
+}
+
+fn reject_multiple_choices(request: &Object) -> Result<(), TranslateError> {
+    let n = field(request, "n").and_then(Value::as_f64).unwrap_or(1.0);
+    if n > 1.0 {
+        return Err(TranslateError::invalid(
+            "n",
+            "n > 1 is not supported by Anthropic models",
+        ));
+    }
+    Ok(())
+}
+
+/// Nested OpenAI function tools -> `{name, description, input_schema}`; `None` when there are
+/// none (an empty list is left out rather than sent).
+fn convert_tools(request: &Object) -> Result<Option<Vec<Value>>, TranslateError> {
+    let Some(tools) = field(request, "tools") else {
+        return Ok(None);
+    };
+    let tools = expect_array(tools, "tools")?;
+    let mut out = Vec::with_capacity(tools.len());
+    for (index, tool) in tools.iter().enumerate() {
+        out.push(convert_tool(tool, &item("tools", index))?);
+    }
+    Ok((!out.is_empty()).then_some(out))
+}
+
+fn convert_tool(tool: &Value, path: &str) -> Result<Value, TranslateError> {
+    let tool = expect_object(tool, path)?;
+    let kind = str_field(tool, "type").unwrap_or("function");
+    if kind != "function" {
+        let param = child(path, "type");
+        return Err(TranslateError::invalid(
+            &param,
+            format!("{param} '{kind}' is not supported by Anthropic models"),
+        ));
+    }
+    let function_path = child(path, "function");
+    let function = expect_object(tool.get("function").unwrap_or(&Value::Null), &function_path)?;
+    let mut out = Object::new();
+    out.insert(
+        "name".to_owned(),
+        json!(expect_str(function, "name", &function_path)?),
+    );
+    copy_field(function, &mut out, "description");
+    let schema = field(function, "parameters")
+        .cloned()
+        .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+    out.insert("input_schema".to_owned(), schema);
+    copy_field(tool, &mut out, "cache_control");
+    Ok(Value::Object(out))
+}
+
+/// `tool_choice` and `parallel_tool_calls` -> Anthropic `tool_choice` (only sent with tools).
+fn convert_tool_choice(request: &Object) -> Result<Option<Value>, TranslateError> {
+    let mut choice = match field(request, "tool_choice") {
+        None => None,
+        Some(Value::String(mode)) => Some(match mode.as_str() {
+            "auto" => json!({"type": "auto"}),
+            "required" => json!({"type": "any"}),
+            "none" => json!({"type": "none"}),
+            other => {
+                return Err(TranslateError::invalid(
+                    "tool_choice",
+                    format!("tool_choice '{other}' is not supported by Anthropic models"),
+                ))
+            }
+        }),
+        Some(named) => Some(named_tool_choice(named)?),
+    };
+    let parallel = field(request, "parallel_tool_calls").and_then(Value::as_bool);
+    if parallel == Some(false) {
+        let choice = choice.get_or_insert_with(|| json!({"type": "auto"}));
+        if choice["type"] != "none" {
+            if let Some(object) = choice.as_object_mut() {
+                object.insert("disable_parallel_tool_use".to_owned(), json!(true));
+            }
+        }
+    }
+    Ok(choice)
+}
+
+fn named_tool_choice(choice: &Value) -> Result<Value, TranslateError> {
+    let object = expect_object(choice, "tool_choice")?;
+    if str_field(object, "type") != Some("function") {
+        return Err(TranslateError::invalid(
+            "tool_choice.type",
+            "tool_choice must be auto, required, none or a function",
+        ));
+    }
+    let function = expect_object(
+        object.get("function").unwrap_or(&Value::Null),
+        "tool_choice.function",
+    )?;
+    let name = expect_str(function, "name", "tool_choice.function")?;
+    Ok(json!({"type": "tool", "name": name}))
+}
+
+fn stop_sequences(request: &Object) -> Result<Option<Value>, TranslateError> {
+    match field(request, "stop") {
+        None => Ok(None),
+        Some(Value::String(stop)) => Ok(Some(json!([stop]))),
+        Some(Value::Array(stops)) if stops.iter().all(Value::is_string) => {
+            Ok((!stops.is_empty()).then(|| Value::Array(stops.clone())))
+        }
+        Some(_) => Err(TranslateError::invalid(
+            "stop",
+            "stop must be a string or an array of strings",
+        )),
+    }
+}
+
+/// `reasoning_effort` -> `thinking` (and `output_config` in the adaptive style); may raise
+/// `max_tokens` when the client did not set it.
+fn apply_reasoning(
+    request: &Object,
+    explicit_max: Option<u64>,
+    style: ThinkingStyle,
+    out: &mut Object,
+) -> Result<(), TranslateError> {
+    let Some(effort) = field(request, "reasoning_effort") else {
+        return Ok(());
+    };
+    let effort = effort.as_str().unwrap_or_default();
+    let Some(budget) = thinking_budget_for_effort(effort) else {
+        return Err(TranslateError::invalid(
+            "reasoning_effort",
+            "reasoning_effort must be one of none, minimal, low, medium, high, xhigh",
+        ));
+    };
+    let Some(budget) = budget else {
+        return Ok(());
+    };
+    if style == ThinkingStyle::Adaptive {
+        if let Some(level) = adaptive_effort_for_reasoning(effort) {
+            out.insert("thinking".to_owned(), json!({"type": "adaptive"}));
+            out.insert("output_config".to_owned(), json!({"effort": level}));
+        }
+        return Ok(());
+    }
+    let budget = match explicit_max {
+        Some(max) => budget.min(max.saturating_sub(1)),
+        None => {
+            out.insert(
+                "max_tokens".to_owned(),
+                json!(DEFAULT_ANTHROPIC_MAX_TOKENS + budget),
+            );
+            budget
+        }
+    };
+    if budget >= MIN_THINKING_BUDGET {
+        out.insert(
+            "thinking".to_owned(),
+            json!({"type": "enabled", "budget_tokens": budget}),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! Anthropic Messages response -> OpenAI `chat.completion` object.
+
+use serde_json::{json, Value};
+
+use super::json::{str_field, upstream_object};
+use super::mapping::finish_reason_for_stop_reason;
+use super::TranslateError;
+use crate::usage::Usage;
+
+/// Translates an Anthropic message into a `chat.completion` answering a client that asked for
+/// `client_model`, created at `created_unix` (seconds; the caller owns the clock).
+///
+/// The id is the Anthropic id prefixed with `chatcmpl-`, so it still finds the upstream log
+/// line. Text blocks are concatenated into `content` (`null` when there are only tool calls),
+/// `tool_use` blocks become `tool_calls` with JSON-string arguments, thinking blocks are joined
+/// into `reasoning_content` (their signatures cannot travel), and other block types (server tool
+/// blocks, `redacted_thinking`) are dropped. Usage follows OpenAI semantics (see
+/// [`openai_usage_json`]).
+pub fn anthropic_to_openai_chat_response(
+    body: &Value,
+    client_model: &str,
+    created_unix: i64,
+) -> Result<Value, TranslateError> {
+    let message = upstream_object(body, "response")?;
+    let blocks = match message.get("content") {
+        None | Some(Value::Null) => &[][..],
+        Some(Value::Array(blocks)) => blocks.as_slice(),
+        Some(_) => {
+            return Err(TranslateError::upstream(
+                "upstream response content is not an array",
+            ))
+        }
+    };
+    let mut text = String::new();
+    let mut reasoning = String::new();
+    let mut tool_calls = Vec::new();
+    for block in blocks {
+        match block.get("type").and_then(Value::as_str) {
+            Some("text") => text.push_str(block["text"].as_str().unwrap_or_default()),
+            Some("thinking") => reasoning.push_str(block["thinking"].as_str().unwrap_or_default()),
+            Some("tool_use") => tool_calls.push(tool_call(block)),
+            _ => {}
+        }
+    }
+    let content = match (text.is_empty(), tool_calls.is_empty()) {
+        (true, false) => Value::Null,
+        _ => Value::String(text),
+    };
+    let mut reply = json!({"role": "assistant", "content": content});
+    if !reasoning.is_empty() {
+        reply["reasoning_content"] = Value::String(reasoning);
+    }
+    if !tool_calls.is_empty() {
+        reply["tool_calls"] = Value::Array(tool_calls);
+    }
+    let stop_reason = str_field(message, "stop_reason");
+    let usage = message
+        .get("usage")
+        .and_then(Usage::from_anthropic)
+        .unwrap_or_default();
+    Ok(json!({
+        "id": format!("chatcmpl-{}", str_field(message, "id").unwrap_or_default()),
+        "object": "chat.completion",
+        "created": created_unix,
+        "model": client_model,
+        "choices": [{
+            "index": 0,
+            "message": reply,
+            "logprobs": null,
+            "finish_reason": finish_reason_for_stop_reason(stop_reason),
+        }],
+        "usage": openai_usage_json(usage),
+    }))
+}
+
+/// Usage for an OpenAI client from Anthropic numbers: `prompt_tokens` = input + cache read +
+/// cache write, `prompt_tokens_details.cached_tokens` = cache read, plus Anthropic's raw
+/// `cache_creation_input_tokens` and `cache_read_input_tokens`, which clients may rely on for
+/// cost.
+pub fn openai_usage_json(usage: Usage) -> Value {
+    let mut json = usage.to_openai_chat_json();
+    if let Some(object) = json.as_object_mut() {
+        object.insert(
+            "cache_creation_input_tokens".to_owned(),
+            json!(usage.cache_write_tokens),
+        );
+        object.insert(
+            "cache_read_input_tokens".to_owned(),
+            json!(usage.cache_read_tokens),
+        );
+    }
+    json
+}
+
+fn tool_call(block: &Value) -> Value {
+    let arguments = match block.get("input") {
+        None | Some(Value::Null) => "{}".to_owned(),
+        Some(input) => input.to_string(),
+    };
+    json!({
+        "id": block["id"],
+        "type": "function",
+        "function": {"name": block["name"], "arguments": arguments},
+    })
+}

@@ -1,0 +1,135 @@
+//! Watches a response stream on the side and keeps its usage, stop reason and clean ending.
+
+use serde_json::Value;
+
+use super::{AnthropicUsage, Usage};
+use crate::sse::SseEvent;
+
+/// Which protocol a stream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamKind {
+    /// Chat Completions chunks ending with `data: [DONE]`.
+    OpenAiChat,
+    /// Responses API typed events ending with `response.completed` (or incomplete/failed).
+    OpenAiResponses,
+    /// Anthropic Messages events ending with `message_stop`.
+    Anthropic,
+}
+
+/// Accumulates what a stream says about usage and how it ended, one event at a time.
+///
+/// Lenient by design: unparsable data is ignored, so a relay never fails because of metering.
+#[derive(Debug, Clone, Default)]
+pub struct UsageObserver {
+    usage: Option<Usage>,
+    anthropic: Option<AnthropicUsage>,
+    stop_reason: Option<String>,
+    completed: bool,
+}
+
+impl UsageObserver {
+    /// An observer that has seen nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds one event of a stream of `kind`.
+    pub fn observe(&mut self, kind: StreamKind, event: &SseEvent) {
+        if event.is_done() {
+            if kind == StreamKind::OpenAiChat {
+                self.completed = true;
+            }
+            return;
+        }
+        let Ok(data) = serde_json::from_str::<Value>(&event.data) else {
+            return;
+        };
+        match kind {
+            StreamKind::OpenAiChat => self.observe_chat(&data),
+            StreamKind::OpenAiResponses => self.observe_responses(event.event.as_deref(), &data),
+            StreamKind::Anthropic => self.observe_anthropic(&data),
+        }
+    }
+
+    /// The usage reported so far, if any.
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    /// Whether the stream reached its protocol's clean end (`[DONE]`, `message_stop`,
+    /// `response.completed` or `response.incomplete`).
+    pub fn completed(&self) -> bool {
+        self.completed
+    }
+
+    /// The last finish or stop reason seen, in the stream's own vocabulary.
+    pub fn stop_reason(&self) -> Option<&str> {
+        self.stop_reason.as_deref()
+    }
+
+    fn observe_chat(&mut self, chunk: &Value) {
+        let reason = chunk
+            .get("choices")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .rev()
+            .find_map(|choice| choice.get("finish_reason").and_then(Value::as_str));
+        if let Some(reason) = reason {
+            self.stop_reason = Some(reason.to_owned());
+        }
+        if let Some(usage) = Usage::from_openai_chat(chunk) {
+            self.usage = Some(usage);
+        }
+    }
+
+    fn observe_responses(&mut self, name: Option<&str>, data: &Value) {
+        let kind = data.get("type").and_then(Value::as_str).or(name);
+        let ended_cleanly = match kind {
+            Some("response.completed" | "response.incomplete") => true,
+            Some("response.failed") => false,
+            _ => return,
+        };
+        let response = data.get("response").unwrap_or(&Value::Null);
+        if let Some(usage) = Usage::from_openai_responses(response) {
+            self.usage = Some(usage);
+        }
+        let reason = response
+            .pointer("/incomplete_details/reason")
+            .or_else(|| response.get("status"))
+            .and_then(Value::as_str);
+        if let Some(reason) = reason {
+            self.stop_reason = Some(reason.to_owned());
+        }
+        self.completed = ended_cleanly;
+    }
+
+    fn observe_anthropic(&mut self, data: &Value) {
+        match data.get("type").and_then(Value::as_str) {
+            Some("message_start") => {
+                let mut parts = AnthropicUsage::default();
+                if let Some(usage) = data.pointer("/message/usage") {
+                    parts.apply(usage);
+                }
+                self.set_anthropic(parts);
+            }
+            Some("message_delta") => {
+                let mut parts = self.anthropic.unwrap_or_default();
+                if let Some(usage) = data.get("usage") {
+                    parts.apply(usage);
+                }
+                self.set_anthropic(parts);
+                if let Some(reason) = data.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                    self.stop_reason = Some(reason.to_owned());
+                }
+            }
+            Some("message_stop") => self.completed = true,
+            _ => {}
+        }
+    }
+
+    fn set_anthropic(&mut self, parts: AnthropicUsage) {
+        self.anthropic = Some(parts);
+        self.usage = Some(parts.to_usage());
+    }
+}

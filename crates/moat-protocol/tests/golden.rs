@@ -1,0 +1,195 @@
+//! Golden tests: every fixture under `tests/fixtures/<direction>/` is translated and the result
+//! compared with its snapshot under `tests/snapshots/`, one snapshot per input.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::path::{Path, PathBuf};
+
+use moat_protocol::errors::{anthropic_error_to_openai, openai_error_to_anthropic};
+use moat_protocol::sse::SseDecoder;
+use moat_protocol::translate::{
+    anthropic_to_openai_chat_request, anthropic_to_openai_chat_response,
+    openai_chat_to_anthropic_request, openai_chat_to_anthropic_response, AnthropicToOpenAiStream,
+    OpenAiToAnthropicStream, TranslateError,
+};
+use moat_protocol::{SseEvent, Usage};
+use serde_json::{json, Value};
+
+const CREATED: i64 = 1_700_000_000;
+
+/// `(name, path)` of every file in `tests/fixtures/<dir>`, sorted by name.
+fn fixtures(dir: &str) -> Vec<(String, PathBuf)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(dir);
+    let mut files: Vec<_> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no fixtures in {dir}");
+    files
+        .into_iter()
+        .map(|path| {
+            let name = path
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .replace('.', "_");
+            (name, path)
+        })
+        .collect()
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn error_snapshot(error: &TranslateError, body: Value) -> Value {
+    json!({"status": error.status(), "param": error.param(), "body": body})
+}
+
+#[test]
+fn requests_openai_to_anthropic() {
+    for (name, path) in fixtures("request_o2a") {
+        let out = openai_chat_to_anthropic_request(&read_json(&path), "claude-sonnet-4-5")
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        insta::assert_json_snapshot!(format!("request_o2a__{name}"), out);
+    }
+}
+
+#[test]
+fn invalid_requests_openai_to_anthropic() {
+    for (name, path) in fixtures("request_o2a_invalid") {
+        let error = openai_chat_to_anthropic_request(&read_json(&path), "claude-sonnet-4-5")
+            .expect_err(&name);
+        let snapshot = error_snapshot(&error, error.to_openai_body());
+        insta::assert_json_snapshot!(format!("request_o2a_invalid__{name}"), snapshot);
+    }
+}
+
+#[test]
+fn requests_anthropic_to_openai() {
+    for (name, path) in fixtures("request_a2o") {
+        let out = anthropic_to_openai_chat_request(&read_json(&path), "gpt-4.1")
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        insta::assert_json_snapshot!(format!("request_a2o__{name}"), out);
+    }
+}
+
+#[test]
+fn invalid_requests_anthropic_to_openai() {
+    for (name, path) in fixtures("request_a2o_invalid") {
+        let error =
+            anthropic_to_openai_chat_request(&read_json(&path), "gpt-4.1").expect_err(&name);
+        let snapshot = error_snapshot(&error, error.to_anthropic_body());
+        insta::assert_json_snapshot!(format!("request_a2o_invalid__{name}"), snapshot);
+    }
+}
+
+#[test]
+fn responses_anthropic_to_openai() {
+    for (name, path) in fixtures("response_a2o") {
+        let out = anthropic_to_openai_chat_response(&read_json(&path), "gpt-4o", CREATED)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        insta::assert_json_snapshot!(format!("response_a2o__{name}"), out);
+    }
+}
+
+#[test]
+fn responses_openai_to_anthropic() {
+    for (name, path) in fixtures("response_o2a") {
+        let out = openai_chat_to_anthropic_response(&read_json(&path), "claude-sonnet-4-5")
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        insta::assert_json_snapshot!(format!("response_o2a__{name}"), out);
+    }
+}
+
+#[test]
+fn errors_openai_to_anthropic() {
+    for (name, path) in fixtures("error_o2a") {
+        let fixture = read_json(&path);
+        let status = fixture["status"].as_u64().unwrap() as u16;
+        let out = openai_error_to_anthropic(status, &fixture["body"]);
+        insta::assert_json_snapshot!(format!("error_o2a__{name}"), out);
+    }
+}
+
+#[test]
+fn errors_anthropic_to_openai() {
+    for (name, path) in fixtures("error_a2o") {
+        let fixture = read_json(&path);
+        let status = fixture["status"].as_u64().unwrap() as u16;
+        let out = anthropic_error_to_openai(status, &fixture["body"]);
+        insta::assert_json_snapshot!(format!("error_a2o__{name}"), out);
+    }
+}
+
+/// Decodes a recorded transcript, fed in awkward 7-byte chunks, into events.
+fn recorded_events(path: &Path) -> Vec<SseEvent> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut decoder = SseDecoder::new();
+    let mut events = Vec::new();
+    for chunk in bytes.chunks(7) {
+        decoder.push(chunk);
+        while let Some(event) = decoder.next_event() {
+            events.push(event.unwrap());
+        }
+    }
+    while let Some(event) = decoder.finish() {
+        events.push(event);
+    }
+    events
+}
+
+fn transcript(frames: &[bytes::Bytes], usage: Option<Usage>) -> String {
+    let mut text: String = frames
+        .iter()
+        .map(|frame| std::str::from_utf8(frame).unwrap())
+        .collect();
+    text.push_str(&format!("--- usage seen: {}\n", json!(usage)));
+    text
+}
+
+#[test]
+fn streams_anthropic_to_openai() {
+    for (name, path) in fixtures("stream_a2o") {
+        let include_usage = !name.contains("no_usage");
+        let mut stream = AnthropicToOpenAiStream::new("gpt-4o", CREATED, include_usage);
+        let mut frames = Vec::new();
+        for event in recorded_events(&path) {
+            frames.extend(
+                stream
+                    .on_event(&event)
+                    .unwrap_or_else(|e| panic!("{name}: {e}")),
+            );
+        }
+        frames.extend(stream.finish());
+        assert!(stream.finish().is_empty(), "{name}: finish is idempotent");
+        insta::assert_snapshot!(
+            format!("stream_a2o__{name}"),
+            transcript(&frames, stream.usage())
+        );
+    }
+}
+
+#[test]
+fn streams_openai_to_anthropic() {
+    for (name, path) in fixtures("stream_o2a") {
+        let mut stream = OpenAiToAnthropicStream::new("claude-sonnet-4-5");
+        let mut frames = Vec::new();
+        for event in recorded_events(&path) {
+            frames.extend(
+                stream
+                    .on_event(&event)
+                    .unwrap_or_else(|e| panic!("{name}: {e}")),
+            );
+        }
+        frames.extend(stream.finish());
+        assert!(stream.finish().is_empty(), "{name}: finish is idempotent");
+        insta::assert_snapshot!(
+            format!("stream_o2a__{name}"),
+            transcript(&frames, stream.usage())
+        );
+    }
+}

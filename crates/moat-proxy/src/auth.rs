@@ -1,0 +1,154 @@
+//! Authentication: finding the client's key in its headers and checking it against the store, with a
+//! small cache so the store is not on the hot path.
+
+use crate::error::GatewayError;
+use http::HeaderMap;
+use moat_policy::{hash_key, parse_key, KeyRecord, ScopeError};
+use moat_store::KeyStore;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// Above this many cached ids the cache starts over, so random ids cannot grow it without bound.
+const MAX_CACHED: usize = 100_000;
+
+/// The credential a client presented: `Authorization: Bearer`, `x-api-key` or Azure-style `api-key`.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let v = v.trim();
+        let token = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .unwrap_or(v)
+            .trim();
+        if !token.is_empty() {
+            return Some(token);
+        }
+    }
+    ["x-api-key", "api-key"]
+        .iter()
+        .filter_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+        .find(|v| !v.is_empty())
+}
+
+/// When an id was looked up, and what was found (`None`: no such key, cached too so random ids do
+/// not reach the store each time).
+type CacheEntry = (Instant, Option<Arc<KeyRecord>>);
+
+/// Looks keys up by public id through a time-bounded cache. Revocations made by another process (the
+/// CLI) take effect within the TTL.
+pub struct KeyCache {
+    store: Arc<dyn KeyStore>,
+    ttl: Duration,
+    entries: RwLock<HashMap<String, CacheEntry>>,
+}
+
+impl KeyCache {
+    /// A cache in front of `store` keeping entries for `ttl`.
+    pub fn new(store: Arc<dyn KeyStore>, ttl: Duration) -> Self {
+        Self {
+            store,
+            ttl,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The key record whose hash matches the presented key, or `InvalidKey`.
+    pub async fn authenticate(&self, presented: &str) -> Result<Arc<KeyRecord>, GatewayError> {
+        let id = parse_key(presented).ok_or(ScopeError::InvalidKey)?;
+        let record = match self.cached(id) {
+            Some(hit) => hit,
+            None => {
+                let found = self.store.get_key(id).await?.map(Arc::new);
+                self.remember(id, found.clone());
+                found
+            }
+        };
+        let record = record.ok_or(ScopeError::InvalidKey)?;
+        if record.hash.matches(&hash_key(presented)) {
+            Ok(record)
+        } else {
+            Err(ScopeError::InvalidKey.into())
+        }
+    }
+
+    fn cached(&self, id: &str) -> Option<Option<Arc<KeyRecord>>> {
+        let entries = self.entries.read().ok()?;
+        let (at, record) = entries.get(id)?;
+        (at.elapsed() < self.ttl).then(|| record.clone())
+    }
+
+    fn remember(&self, id: &str, record: Option<Arc<KeyRecord>>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= MAX_CACHED {
+                entries.clear();
+            }
+            entries.insert(id.to_string(), (Instant::now(), record));
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+    use moat_policy::generate_key;
+    use moat_store::MemoryStore;
+
+    #[test]
+    fn credentials_are_found_in_every_accepted_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(presented_key(&h), None);
+        h.insert("api-key", HeaderValue::from_static("k3"));
+        assert_eq!(presented_key(&h), Some("k3"));
+        h.insert("x-api-key", HeaderValue::from_static("k2"));
+        assert_eq!(presented_key(&h), Some("k2"));
+        h.insert("authorization", HeaderValue::from_static("Bearer k1"));
+        assert_eq!(presented_key(&h), Some("k1"));
+    }
+
+    #[tokio::test]
+    async fn only_the_exact_key_authenticates_and_revocation_shows_after_the_ttl() {
+        let store = Arc::new(MemoryStore::new());
+        let g = generate_key();
+        let record = KeyRecord {
+            id: g.id.clone(),
+            hash: g.hash,
+            account: "a".into(),
+            workflow: None,
+            models: vec![],
+            cidrs: vec![],
+            created_at: 0,
+            expires_at: None,
+            revoked_at: None,
+        };
+        store.insert_key(&record).await.unwrap();
+        let cache = KeyCache::new(store.clone(), Duration::ZERO);
+        assert_eq!(cache.authenticate(g.key.expose()).await.unwrap().id, g.id);
+        let mut wrong = g.key.expose().clone();
+        wrong.pop();
+        wrong.push(if g.key.expose().ends_with('A') {
+            'B'
+        } else {
+            'A'
+        });
+        assert!(matches!(
+            cache.authenticate(&wrong).await,
+            Err(GatewayError::Scope(ScopeError::InvalidKey))
+        ));
+        assert!(cache.authenticate("not-a-moat-key").await.is_err());
+        store.revoke_key(&g.id, 1).await.unwrap();
+        assert_eq!(
+            cache.authenticate(g.key.expose()).await.unwrap().revoked_at,
+            Some(1)
+        );
+    }
+}

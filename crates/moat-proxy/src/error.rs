@@ -1,0 +1,306 @@
+//! Every way a request can fail in the gateway, and the one function that turns a failure into a
+//! response in the client's own protocol.
+
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{header, HeaderValue, StatusCode};
+use moat_core::Protocol;
+use moat_policy::ScopeError;
+use moat_protocol::errors::{
+    anthropic_error, anthropic_error_to_openai, openai_error, openai_error_to_anthropic,
+};
+use moat_protocol::translate::TranslateError;
+use moat_store::StoreError;
+
+/// Whose fault a failure is: it decides the log level and whether a fallback may help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The client sent something wrong; retrying elsewhere will not help.
+    Client,
+    /// The upstream failed; another target may succeed.
+    Upstream,
+    /// moat itself failed.
+    Internal,
+}
+
+/// A failed request.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// No credential in any of the accepted headers.
+    #[error("missing API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'")]
+    MissingKey,
+    /// Key scope refused the request.
+    #[error("{0}")]
+    Scope(#[from] ScopeError),
+    /// The body is over the configured limit.
+    #[error("request body is larger than the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body could not be read (client went away, read timeout).
+    #[error("could not read the request body: {0}")]
+    BodyRead(String),
+    /// The body is not the JSON the endpoint expects.
+    #[error("{message}")]
+    InvalidRequest {
+        /// What is wrong, for the client.
+        message: String,
+        /// The offending field, if known.
+        param: Option<String>,
+    },
+    /// No model of that name is configured (or the key may not see it).
+    #[error("The model '{0}' does not exist or you do not have access to it.")]
+    UnknownModel(String),
+    /// The request could not be translated to the target's protocol.
+    #[error("{0}")]
+    Translate(#[from] TranslateError),
+    /// The upstream answered with an error status; the body is in the upstream's protocol.
+    #[error("upstream {provider} answered {status}")]
+    UpstreamStatus {
+        /// The provider's name.
+        provider: String,
+        /// The upstream's status.
+        status: u16,
+        /// The upstream's body.
+        body: Bytes,
+        /// The protocol the upstream speaks.
+        protocol: Protocol,
+        /// The upstream's retry-after header, kept for the client.
+        retry_after: Option<HeaderValue>,
+    },
+    /// No upstream could be reached or none answered in time.
+    #[error("{message}")]
+    UpstreamUnavailable {
+        /// What happened, for the client.
+        message: String,
+        /// True when the failure was a timeout (504), false for connection failures (502).
+        timeout: bool,
+    },
+    /// The store failed.
+    #[error("internal store error")]
+    Store(#[from] StoreError),
+}
+
+impl GatewayError {
+    /// A 400 with a message and optional field name.
+    pub fn invalid(message: impl Into<String>, param: Option<&str>) -> Self {
+        GatewayError::InvalidRequest {
+            message: message.into(),
+            param: param.map(str::to_string),
+        }
+    }
+
+    /// The HTTP status this failure is answered with.
+    pub fn status(&self) -> StatusCode {
+        let code = match self {
+            GatewayError::MissingKey => 401,
+            GatewayError::Scope(e) => e.status(),
+            GatewayError::BodyTooLarge { .. } => 413,
+            GatewayError::BodyRead(_)
+            | GatewayError::InvalidRequest { .. }
+            | GatewayError::Translate(_) => 400,
+            GatewayError::UnknownModel(_) => 404,
+            GatewayError::UpstreamStatus { status, .. } => *status,
+            GatewayError::UpstreamUnavailable { timeout: true, .. } => 504,
+            GatewayError::UpstreamUnavailable { timeout: false, .. } => 502,
+            GatewayError::Store(_) => 503,
+        };
+        StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY)
+    }
+
+    /// Whose fault the failure is.
+    pub fn fault(&self) -> Fault {
+        match self {
+            GatewayError::UpstreamStatus { .. } | GatewayError::UpstreamUnavailable { .. } => {
+                Fault::Upstream
+            }
+            GatewayError::Store(_) => Fault::Internal,
+            _ => Fault::Client,
+        }
+    }
+
+    /// A short stable label for logs and metrics (`error.type` in OpenTelemetry terms).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GatewayError::MissingKey => "missing_key",
+            GatewayError::Scope(ScopeError::InvalidKey) => "invalid_key",
+            GatewayError::Scope(ScopeError::Expired { .. }) => "key_expired",
+            GatewayError::Scope(ScopeError::Revoked { .. }) => "key_revoked",
+            GatewayError::Scope(ScopeError::ModelNotAllowed { .. }) => "model_not_allowed",
+            GatewayError::Scope(ScopeError::SourceNotAllowed { .. }) => "source_not_allowed",
+            GatewayError::BodyTooLarge { .. } => "body_too_large",
+            GatewayError::BodyRead(_) => "body_read",
+            GatewayError::InvalidRequest { .. } => "invalid_request",
+            GatewayError::UnknownModel(_) => "unknown_model",
+            GatewayError::Translate(_) => "translate",
+            GatewayError::UpstreamStatus { .. } => "upstream_status",
+            GatewayError::UpstreamUnavailable { timeout: true, .. } => "upstream_timeout",
+            GatewayError::UpstreamUnavailable { timeout: false, .. } => "upstream_unreachable",
+            GatewayError::Store(_) => "store",
+        }
+    }
+
+    /// The response for a client speaking `protocol`. This is the only place a failure becomes a
+    /// response body.
+    pub fn into_protocol_response(self, protocol: Protocol) -> Response {
+        let status = self.status();
+        if let GatewayError::UpstreamStatus {
+            body,
+            protocol: upstream,
+            retry_after,
+            ..
+        } = self
+        {
+            return upstream_error_response(status, body, upstream, protocol, retry_after);
+        }
+        let message = self.to_string();
+        let body = match protocol {
+            Protocol::OpenAi => {
+                let (kind, code) = openai_type_and_code(&self);
+                openai_error(&message, kind, self.param(), code)
+            }
+            Protocol::Anthropic => anthropic_error(anthropic_type(status), &message),
+        };
+        json_response(status, &body)
+    }
+
+    fn param(&self) -> Option<&str> {
+        match self {
+            GatewayError::InvalidRequest { param, .. } => param.as_deref(),
+            GatewayError::UnknownModel(_) => Some("model"),
+            GatewayError::Translate(e) => e.param(),
+            _ => None,
+        }
+    }
+}
+
+fn openai_type_and_code(err: &GatewayError) -> (&'static str, Option<&'static str>) {
+    match err {
+        GatewayError::MissingKey | GatewayError::Scope(ScopeError::InvalidKey) => {
+            ("invalid_request_error", Some("invalid_api_key"))
+        }
+        GatewayError::Scope(ScopeError::Expired { .. }) => {
+            ("invalid_request_error", Some("api_key_expired"))
+        }
+        GatewayError::Scope(ScopeError::Revoked { .. }) => {
+            ("invalid_request_error", Some("api_key_revoked"))
+        }
+        GatewayError::Scope(ScopeError::ModelNotAllowed { .. }) => {
+            ("permission_error", Some("model_not_allowed"))
+        }
+        GatewayError::Scope(ScopeError::SourceNotAllowed { .. }) => {
+            ("permission_error", Some("source_not_allowed"))
+        }
+        GatewayError::BodyTooLarge { .. } => ("invalid_request_error", Some("request_too_large")),
+        GatewayError::UnknownModel(_) => ("invalid_request_error", Some("model_not_found")),
+        GatewayError::BodyRead(_)
+        | GatewayError::InvalidRequest { .. }
+        | GatewayError::Translate(_) => ("invalid_request_error", None),
+        GatewayError::UpstreamStatus { .. } | GatewayError::UpstreamUnavailable { .. } => {
+            ("server_error", Some("upstream_error"))
+        }
+        GatewayError::Store(_) => ("server_error", None),
+    }
+}
+
+fn anthropic_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        400..=499 => "invalid_request_error",
+        _ => "api_error",
+    }
+}
+
+/// An upstream's error, passed through when protocols match and translated when they do not.
+fn upstream_error_response(
+    status: StatusCode,
+    body: Bytes,
+    upstream: Protocol,
+    client: Protocol,
+    retry_after: Option<HeaderValue>,
+) -> Response {
+    let parsed: serde_json::Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
+    let mut response = match (upstream, client) {
+        (a, b) if a == b && parsed.is_object() => {
+            let mut r = (status, body).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        (_, Protocol::OpenAi) => {
+            json_response(status, &anthropic_error_to_openai(status.as_u16(), &parsed))
+        }
+        (_, Protocol::Anthropic) => {
+            json_response(status, &openai_error_to_anthropic(status.as_u16(), &parsed))
+        }
+    };
+    if let Some(value) = retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// A JSON response with the given status.
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut r = (status, bytes).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    async fn body_json(r: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn errors_take_the_clients_protocol_shape() {
+        let r = GatewayError::UnknownModel("nope".into()).into_protocol_response(Protocol::OpenAi);
+        assert_eq!(r.status(), 404);
+        let v = body_json(r).await;
+        assert_eq!(v["error"]["code"], "model_not_found");
+        assert_eq!(v["error"]["param"], "model");
+
+        let r = GatewayError::MissingKey.into_protocol_response(Protocol::Anthropic);
+        assert_eq!(r.status(), 401);
+        let v = body_json(r).await;
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "authentication_error");
+    }
+
+    #[tokio::test]
+    async fn upstream_errors_cross_protocols_with_their_message() {
+        let body = Bytes::from_static(
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#,
+        );
+        let err = GatewayError::UpstreamStatus {
+            provider: "a".into(),
+            status: 529,
+            body,
+            protocol: Protocol::Anthropic,
+            retry_after: Some(HeaderValue::from_static("3")),
+        };
+        let r = err.into_protocol_response(Protocol::OpenAi);
+        assert_eq!(r.status(), 529);
+        assert_eq!(r.headers()["retry-after"], "3");
+        let v = body_json(r).await;
+        assert_eq!(v["error"]["message"], "busy");
+    }
+}

@@ -1,0 +1,22 @@
+//! moat's data plane: the HTTP server, the request pipeline, the upstream client and the stream relay.
+//!
+//! `pipeline.rs` holds the request path in order; everything else is a stage it calls or the
+//! plumbing around it.
+
+mod auth;
+mod error;
+mod forward;
+mod models;
+mod pipeline;
+mod relay;
+mod routing;
+mod server;
+mod state;
+mod telemetry;
+mod upstream;
+
+pub use error::GatewayError;
+pub use pipeline::Endpoint;
+pub use server::{router, serve, Gateway};
+pub use state::{AppState, ProviderBuildError};
+pub use telemetry::prometheus;

@@ -1,0 +1,527 @@
+//! Relaying the upstream's answer: buffered bodies and SSE streams, passed through byte for byte when
+//! protocols match and translated when they differ, with usage observed on the side.
+
+use crate::error::{json_response, GatewayError};
+use crate::forward::Mode;
+use crate::pipeline::Endpoint;
+use crate::telemetry::RequestRecord;
+use crate::upstream::{error_chain, Operation, Provider};
+use axum::body::Body;
+use axum::response::Response;
+use base64::Engine;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use http::{header, HeaderValue, StatusCode};
+use moat_core::Protocol;
+use moat_protocol::sse::{SseDecoder, SseEvent, DONE};
+use moat_protocol::translate::{self, AnthropicToOpenAiStream, OpenAiToAnthropicStream};
+use moat_protocol::usage::{StreamKind, Usage, UsageObserver};
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest upstream body read into memory for a non-streamed answer.
+const MAX_UPSTREAM_BODY: usize = 64 << 20;
+/// Silence after which a comment line keeps the client's connection and proxies alive.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// What the relay needs to know about the attempt that answered.
+pub struct RelayContext {
+    /// The endpoint the client called.
+    pub endpoint: Endpoint,
+    /// How the request reached the target.
+    pub mode: Mode,
+    /// The provider that answered.
+    pub provider: Arc<Provider>,
+    /// The provider's model name, reported as the model that answered.
+    pub target_model: Arc<str>,
+    /// Unix seconds, for translated `created` fields.
+    pub created: i64,
+    /// Whether the client asked for the usage chunk of an OpenAI stream.
+    pub client_wants_usage: bool,
+    /// Whether the client asked for base64 embeddings.
+    pub wants_base64: bool,
+}
+
+/// Reads an upstream error response into a `GatewayError` that keeps its status and body.
+pub async fn upstream_failure(response: reqwest::Response, provider: &Provider) -> GatewayError {
+    let status = response.status().as_u16();
+    let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+    let body = read_all(response, provider.idle_timeout, 1 << 20)
+        .await
+        .unwrap_or_default();
+    GatewayError::UpstreamStatus {
+        provider: provider.name.to_string(),
+        status,
+        body,
+        protocol: provider.kind,
+        retry_after,
+    }
+}
+
+/// Reads a whole answer, meters it and translates it if needed. Failures here happen before the
+/// client saw a byte, so the caller may still fail over.
+pub async fn buffered(
+    response: reqwest::Response,
+    ctx: RelayContext,
+    record: &mut RequestRecord,
+) -> Result<Response, GatewayError> {
+    let status = response.status();
+    let body = read_all(response, ctx.provider.idle_timeout, MAX_UPSTREAM_BODY).await?;
+    let parsed: Value =
+        serde_json::from_slice(&body).map_err(|e| GatewayError::UpstreamUnavailable {
+            message: format!(
+                "upstream {} sent a body that is not JSON: {e}",
+                ctx.provider.name
+            ),
+            timeout: false,
+        })?;
+    let usage = usage_of(ctx.endpoint, ctx.provider.kind, &parsed);
+    let out = match ctx.mode {
+        Mode::Passthrough(Operation::Embeddings) if ctx.wants_base64 => {
+            match floats_to_base64(parsed) {
+                Some(converted) => Bytes::from(serde_json::to_vec(&converted).unwrap_or_default()),
+                None => body,
+            }
+        }
+        Mode::Passthrough(_) | Mode::EstimateTokens => body,
+        Mode::ChatViaMessages => {
+            let v = translate::anthropic_to_openai_chat_response(
+                &parsed,
+                &ctx.target_model,
+                ctx.created,
+            )?;
+            Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+        }
+        Mode::MessagesViaChat => {
+            let v = translate::openai_chat_to_anthropic_response(&parsed, &ctx.target_model)?;
+            Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+        }
+    };
+    record.finish(status.as_u16(), usage, None);
+    let mut response = Response::new(Body::from(out));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    answered_by(&mut response, &ctx);
+    Ok(response)
+}
+
+/// Answers an Anthropic token count for a target that cannot count: about four characters a token
+/// over every text in the request. An estimate, and labelled as one in `x-moat-estimate`.
+pub fn estimated_token_count(body: &Value, record: &mut RequestRecord) -> Response {
+    let mut chars = 0usize;
+    for field in ["system", "messages", "tools"] {
+        if let Some(v) = body.get(field) {
+            chars += text_chars(v);
+        }
+    }
+    let tokens = chars.div_ceil(4).max(1);
+    record.finish(
+        200,
+        Some(Usage {
+            input_tokens: tokens as u64,
+            ..Usage::default()
+        }),
+        None,
+    );
+    let mut response = json_response(StatusCode::OK, &json!({ "input_tokens": tokens }));
+    response
+        .headers_mut()
+        .insert("x-moat-estimate", HeaderValue::from_static("true"));
+    response
+}
+
+fn text_chars(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.chars().count(),
+        Value::Array(items) => items.iter().map(text_chars).sum(),
+        Value::Object(map) => map
+            .iter()
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "type" | "source" | "role" | "cache_control" | "id" | "tool_use_id"
+                )
+            })
+            .map(|(_, v)| text_chars(v))
+            .sum(),
+        _ => 0,
+    }
+}
+
+fn usage_of(endpoint: Endpoint, kind: Protocol, body: &Value) -> Option<Usage> {
+    match (endpoint, kind) {
+        (Endpoint::Embeddings, _) => Usage::from_openai_embeddings(body),
+        (Endpoint::Responses, _) => Usage::from_openai_responses(body),
+        (Endpoint::CountTokens, _) => {
+            body.get("input_tokens")
+                .and_then(Value::as_u64)
+                .map(|n| Usage {
+                    input_tokens: n,
+                    ..Usage::default()
+                })
+        }
+        (_, Protocol::OpenAi) => Usage::from_openai_chat(body),
+        (_, Protocol::Anthropic) => body.get("usage").and_then(Usage::from_anthropic),
+    }
+}
+
+/// Rewrites float embeddings as base64 little-endian f32, as OpenAI does when asked: some
+/// OpenAI-compatible servers ignore `encoding_format`, and the Node SDK asks for base64 by default.
+fn floats_to_base64(mut body: Value) -> Option<Value> {
+    let data = body.get_mut("data")?.as_array_mut()?;
+    for item in data {
+        let floats = item.get("embedding")?.as_array()?;
+        let mut bytes = Vec::with_capacity(floats.len() * 4);
+        for f in floats {
+            bytes.extend_from_slice(&(f.as_f64()? as f32).to_le_bytes());
+        }
+        item["embedding"] = Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
+    }
+    Some(body)
+}
+
+async fn read_all(
+    response: reqwest::Response,
+    idle: Duration,
+    limit: usize,
+) -> Result<Bytes, GatewayError> {
+    let mut stream = response.bytes_stream();
+    let mut buf = BytesMut::new();
+    loop {
+        match tokio::time::timeout(idle, stream.next()).await {
+            Ok(Some(Ok(chunk))) => {
+                if buf.len() + chunk.len() > limit {
+                    return Err(GatewayError::UpstreamUnavailable {
+                        message: format!("upstream body larger than {limit} bytes"),
+                        timeout: false,
+                    });
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(Some(Err(e))) => {
+                return Err(GatewayError::UpstreamUnavailable {
+                    message: format!("upstream body failed: {}", error_chain(&e)),
+                    timeout: e.is_timeout(),
+                })
+            }
+            Ok(None) => return Ok(buf.freeze()),
+            Err(_) => {
+                return Err(GatewayError::UpstreamUnavailable {
+                    message: format!("upstream body stalled for {} ms", idle.as_millis()),
+                    timeout: true,
+                })
+            }
+        }
+    }
+}
+
+fn answered_by(response: &mut Response, ctx: &RelayContext) {
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&ctx.provider.name) {
+        headers.insert("x-moat-provider", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&ctx.target_model) {
+        headers.insert("x-moat-model", v);
+    }
+}
+
+/// What a stream does with each upstream event.
+enum Shape {
+    /// Same protocol: forward each event's original bytes.
+    Raw,
+    /// Same protocol, OpenAI chat, usage forced on by moat: forward all but the usage-only chunk.
+    StripUsage,
+    /// Anthropic events in, OpenAI chunks out.
+    ToOpenAi(Box<AnthropicToOpenAiStream>),
+    /// OpenAI chunks in, Anthropic events out.
+    ToAnthropic(Box<OpenAiToAnthropicStream>),
+}
+
+type ByteStream = Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+struct Relay {
+    upstream: ByteStream,
+    decoder: SseDecoder,
+    observer: UsageObserver,
+    upstream_kind: StreamKind,
+    client: Client,
+    shape: Shape,
+    out: VecDeque<Bytes>,
+    idle: Duration,
+    silent: Duration,
+    finished: bool,
+    error: Option<&'static str>,
+    record: RequestRecord,
+}
+
+/// The client's side of a stream: which terminator and error event it expects.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Client {
+    OpenAiChat,
+    OpenAiResponses,
+    Anthropic,
+}
+
+/// Streams the upstream's SSE answer to the client as it arrives. Once the first byte has gone out
+/// there is no failing over: an upstream failure becomes the client protocol's error event, never a
+/// clean end over a truncated answer.
+pub fn stream(response: reqwest::Response, ctx: RelayContext, record: RequestRecord) -> Response {
+    let status = response.status();
+    let (upstream_kind, client, shape) = match ctx.mode {
+        Mode::Passthrough(Operation::Responses) => (
+            StreamKind::OpenAiResponses,
+            Client::OpenAiResponses,
+            Shape::Raw,
+        ),
+        Mode::Passthrough(Operation::Messages) => {
+            (StreamKind::Anthropic, Client::Anthropic, Shape::Raw)
+        }
+        Mode::Passthrough(_) if ctx.client_wants_usage => {
+            (StreamKind::OpenAiChat, Client::OpenAiChat, Shape::Raw)
+        }
+        Mode::Passthrough(_) | Mode::EstimateTokens => (
+            StreamKind::OpenAiChat,
+            Client::OpenAiChat,
+            Shape::StripUsage,
+        ),
+        Mode::ChatViaMessages => (
+            StreamKind::Anthropic,
+            Client::OpenAiChat,
+            Shape::ToOpenAi(Box::new(AnthropicToOpenAiStream::new(
+                &ctx.target_model,
+                ctx.created,
+                ctx.client_wants_usage,
+            ))),
+        ),
+        Mode::MessagesViaChat => (
+            StreamKind::OpenAiChat,
+            Client::Anthropic,
+            Shape::ToAnthropic(Box::new(OpenAiToAnthropicStream::new(&ctx.target_model))),
+        ),
+    };
+    let relay = Relay {
+        upstream: Box::pin(response.bytes_stream()),
+        decoder: SseDecoder::new(),
+        observer: UsageObserver::default(),
+        upstream_kind,
+        client,
+        shape,
+        out: VecDeque::new(),
+        idle: ctx.provider.idle_timeout,
+        silent: Duration::ZERO,
+        finished: false,
+        error: None,
+        record,
+    };
+    let body = futures_util::stream::unfold(relay, |mut relay| async move {
+        let next = relay.next_frame().await?;
+        Some((Ok::<_, std::convert::Infallible>(next), relay))
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    answered_by(&mut response, &ctx);
+    response
+}
+
+impl Relay {
+    /// The next bytes for the client, or `None` when the stream is over.
+    async fn next_frame(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(frame) = self.out.pop_front() {
+                return Some(frame);
+            }
+            if self.finished {
+                let usage = self.observer.usage();
+                self.record.finish(200, usage, self.error);
+                return None;
+            }
+            self.pull().await;
+        }
+    }
+
+    /// Waits for upstream bytes, sending keep-alive comments through long silences, and turns what
+    /// arrives into client frames.
+    async fn pull(&mut self) {
+        let wait = KEEPALIVE.min(self.idle.saturating_sub(self.silent));
+        match tokio::time::timeout(wait, self.upstream.next()).await {
+            Ok(Some(Ok(chunk))) => {
+                self.silent = Duration::ZERO;
+                self.on_bytes(&chunk);
+            }
+            Ok(Some(Err(e))) => {
+                let message = format!("upstream stream failed: {}", error_chain(&e));
+                self.fail("upstream_stream_error", &message);
+            }
+            Ok(None) => self.on_end(),
+            Err(_) => {
+                self.silent += wait;
+                if self.silent >= self.idle {
+                    let message =
+                        format!("upstream stream stalled for {} ms", self.idle.as_millis());
+                    self.fail("upstream_stream_idle", &message);
+                } else {
+                    self.out.push_back(Bytes::from_static(b": keep-alive\n\n"));
+                }
+            }
+        }
+    }
+
+    fn on_bytes(&mut self, chunk: &[u8]) {
+        self.decoder.push(chunk);
+        while let Some(event) = self.decoder.next_event() {
+            match event {
+                Ok(event) => self.on_event(&event),
+                Err(e) => {
+                    return self.fail(
+                        "upstream_stream_malformed",
+                        &format!("upstream stream unreadable: {e}"),
+                    )
+                }
+            }
+            if self.finished {
+                return;
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: &SseEvent) {
+        self.observer.observe(self.upstream_kind, event);
+        let frames = match &mut self.shape {
+            Shape::Raw => Ok(vec![event.raw.clone()]),
+            Shape::StripUsage if is_usage_only_chunk(event) => Ok(vec![]),
+            Shape::StripUsage => Ok(vec![event.raw.clone()]),
+            Shape::ToOpenAi(t) => t.on_event(event),
+            Shape::ToAnthropic(t) => t.on_event(event),
+        };
+        match frames {
+            Ok(frames) => self.out.extend(frames),
+            Err(e) => self.fail(
+                "upstream_stream_malformed",
+                &format!("upstream stream could not be translated: {e}"),
+            ),
+        }
+    }
+
+    /// The upstream closed the connection: finish cleanly only if the answer was complete.
+    fn on_end(&mut self) {
+        if let Some(event) = self.decoder.finish() {
+            self.on_event(&event);
+        }
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let frames = match &mut self.shape {
+            Shape::ToOpenAi(t) => t.finish(),
+            Shape::ToAnthropic(t) => t.finish(),
+            Shape::Raw | Shape::StripUsage => {
+                if self.observer.completed() {
+                    vec![]
+                } else if self.observer.stop_reason().is_some()
+                    && self.client != Client::OpenAiResponses
+                {
+                    // The answer is complete but its terminator went missing: finish it here.
+                    self.error = Some("upstream_stream_unterminated");
+                    vec![self.terminator()]
+                } else {
+                    self.error = Some("upstream_stream_truncated");
+                    vec![self.error_event("upstream stream ended before the answer was complete")]
+                }
+            }
+        };
+        self.out.extend(frames);
+    }
+
+    fn fail(&mut self, kind: &'static str, message: &str) {
+        tracing::warn!(request_id = %self.record.request_id, error = kind, message, "stream failed");
+        self.error = Some(kind);
+        let event = self.error_event(message);
+        self.out.push_back(event);
+        self.finished = true;
+    }
+
+    fn terminator(&self) -> Bytes {
+        match self.client {
+            Client::OpenAiChat => Bytes::from_static(DONE),
+            Client::Anthropic => {
+                moat_protocol::sse::encode_event(Some("message_stop"), r#"{"type":"message_stop"}"#)
+            }
+            Client::OpenAiResponses => Bytes::new(),
+        }
+    }
+
+    /// The client protocol's in-stream error event.
+    fn error_event(&self, message: &str) -> Bytes {
+        match self.client {
+            Client::OpenAiChat => {
+                let e = json!({"error": {"message": message, "type": "server_error", "param": null, "code": "upstream_error"}});
+                moat_protocol::sse::encode_data(&e.to_string())
+            }
+            Client::OpenAiResponses => {
+                let e = json!({"type": "error", "code": "upstream_error", "message": message, "param": null});
+                moat_protocol::sse::encode_event(Some("error"), &e.to_string())
+            }
+            Client::Anthropic => {
+                let e =
+                    json!({"type": "error", "error": {"type": "api_error", "message": message}});
+                moat_protocol::sse::encode_event(Some("error"), &e.to_string())
+            }
+        }
+    }
+}
+
+/// The chunk OpenAI sends for `include_usage`: no choices, only usage.
+fn is_usage_only_chunk(event: &SseEvent) -> bool {
+    let data = event.data.as_str();
+    if !data.contains("\"usage\"") {
+        return false;
+    }
+    match serde_json::from_str::<Value>(data) {
+        Ok(v) => {
+            let no_choices = match v.get("choices") {
+                None | Some(Value::Null) => true,
+                Some(Value::Array(a)) => a.is_empty(),
+                Some(_) => false,
+            };
+            no_choices && v.get("usage").is_some_and(|u| !u.is_null())
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_embeddings_become_little_endian_base64() {
+        let v = floats_to_base64(json!({"data": [{"embedding": [1.0, -2.0]}]})).unwrap();
+        let b = base64::engine::general_purpose::STANDARD
+            .decode(v["data"][0]["embedding"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(b, [1.0f32.to_le_bytes(), (-2.0f32).to_le_bytes()].concat());
+        assert!(floats_to_base64(json!({"data": [{"embedding": "already"}]})).is_none());
+    }
+
+    #[test]
+    fn token_estimate_counts_text_not_structure() {
+        assert_eq!(
+            text_chars(&json!([{"type": "text", "text": "abcd"}, "efgh"])),
+            8
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! Metrics and the per-request log line. Names follow OpenTelemetry's GenAI conventions where they
+//! exist (`gen_ai.client.operation.duration`, `gen_ai.client.token.usage`), in Prometheus spelling.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use moat_protocol::usage::Usage;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+/// Seconds-scale buckets from 1 ms to ~80 s for request durations.
+const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0,
+];
+/// Token-count buckets, powers of four (the OpenTelemetry GenAI recommendation).
+const TOKEN_BUCKETS: &[f64] = &[
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0,
+];
+
+/// The process-wide Prometheus recorder, installed on first use. Several gateways in one process
+/// (tests) share it.
+pub fn prometheus() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("duration_seconds".into()),
+                    DURATION_BUCKETS,
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("gen_ai_client_token_usage".into()),
+                        TOKEN_BUCKETS,
+                    )
+                });
+            match builder.and_then(|b| b.install_recorder()) {
+                Ok(handle) => Some(handle),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics recorder not installed");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
+/// What is known about a request by the time it ends; logged and counted once, when it drops if
+/// nobody finished it first (a client that hung up mid-stream).
+pub struct RequestRecord {
+    /// Request id, also returned to the client in `x-moat-request-id`.
+    pub request_id: Arc<str>,
+    /// `chat`, `embeddings`, `responses`, `messages`, `count_tokens`, `models`.
+    pub operation: &'static str,
+    /// Model the client asked for.
+    pub model: Option<String>,
+    /// Provider that answered.
+    pub provider: Option<Arc<str>>,
+    /// Provider model that answered.
+    pub response_model: Option<Arc<str>>,
+    /// Key id.
+    pub key_id: Option<String>,
+    /// Account of the key.
+    pub account: Option<String>,
+    /// Targets tried before one answered or all failed.
+    pub attempts: u32,
+    /// When the request arrived.
+    pub started: Instant,
+    done: bool,
+}
+
+impl RequestRecord {
+    /// Starts the record of a request.
+    pub fn new(request_id: Arc<str>, operation: &'static str) -> Self {
+        Self {
+            request_id,
+            operation,
+            model: None,
+            provider: None,
+            response_model: None,
+            key_id: None,
+            account: None,
+            attempts: 0,
+            started: Instant::now(),
+            done: false,
+        }
+    }
+
+    /// A record that is already finished: what the request path keeps once a stream has taken the
+    /// real record over.
+    pub fn detached() -> Self {
+        let mut r = Self::new(Arc::from(""), "");
+        r.done = true;
+        r
+    }
+
+    /// Logs and counts the outcome. `error` is the stable error label when the request failed.
+    pub fn finish(&mut self, status: u16, usage: Option<Usage>, error: Option<&'static str>) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let elapsed = self.started.elapsed();
+        let model = self.model.clone().unwrap_or_default();
+        let provider = self.provider.as_deref().unwrap_or("").to_string();
+        let labels = [
+            ("gen_ai_operation_name", self.operation.to_string()),
+            ("gen_ai_request_model", model.clone()),
+            ("gen_ai_provider_name", provider.clone()),
+            ("error_type", error.unwrap_or("").to_string()),
+        ];
+        metrics::histogram!("gen_ai_client_operation_duration_seconds", &labels)
+            .record(elapsed.as_secs_f64());
+        metrics::counter!(
+            "moat_requests_total",
+            "operation" => self.operation,
+            "model" => model.clone(),
+            "provider" => provider.clone(),
+            "status" => status.to_string()
+        )
+        .increment(1);
+        if let Some(u) = usage {
+            for (kind, n) in [("input", u.input_tokens), ("output", u.output_tokens)] {
+                metrics::histogram!(
+                    "gen_ai_client_token_usage",
+                    "gen_ai_operation_name" => self.operation,
+                    "gen_ai_request_model" => model.clone(),
+                    "gen_ai_provider_name" => provider.clone(),
+                    "gen_ai_token_type" => kind
+                )
+                .record(n as f64);
+                metrics::counter!("moat_tokens_total", "model" => model.clone(), "provider" => provider.clone(), "type" => kind)
+                    .increment(n);
+            }
+        }
+        tracing::info!(
+            target: "moat::request",
+            request_id = %self.request_id,
+            operation = self.operation,
+            model = %model,
+            provider = %provider,
+            response_model = self.response_model.as_deref().unwrap_or(""),
+            key_id = self.key_id.as_deref().unwrap_or(""),
+            account = self.account.as_deref().unwrap_or(""),
+            attempts = self.attempts,
+            status,
+            error = error.unwrap_or(""),
+            input_tokens = usage.map(|u| u.input_tokens).unwrap_or(0),
+            output_tokens = usage.map(|u| u.output_tokens).unwrap_or(0),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "request"
+        );
+    }
+}
+
+impl Drop for RequestRecord {
+    fn drop(&mut self) {
+        // 499 is the de facto code for "client closed request" (nginx); the stream ended early.
+        self.finish(499, None, Some("client_closed"));
+    }
+}
+
+/// Counts an upstream failure that a fallback may have rescued.
+pub fn upstream_error(provider: &str, kind: &'static str) {
+    metrics::counter!("moat_upstream_errors_total", "provider" => provider.to_string(), "error_type" => kind).increment(1);
+}

@@ -1,0 +1,221 @@
+//! Test harness: the real gateway on port 0 in front of the simulated provider on port 0.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use moat_config::{
+    Config, KeysConfig, ModelConfig, ProviderConfig, ServerConfig, StoreConfig, TargetConfig,
+};
+use moat_core::{Protocol, Secret};
+use moat_policy::{generate_key, KeyRecord};
+use moat_proxy::{AppState, Gateway};
+use moat_store::{KeyStore, MemoryStore};
+use moat_testkit::{SimOptions, SimUpstream};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The provider key the simulator demands; clients never know it.
+pub const UPSTREAM_KEY: &str = "upstream-secret";
+
+pub struct Harness {
+    pub sim: SimUpstream,
+    pub gateway: Gateway,
+    pub store: Arc<MemoryStore>,
+    pub key: String,
+    pub http: reqwest::Client,
+}
+
+#[derive(Default)]
+pub struct KeyScope {
+    pub models: Vec<String>,
+    pub cidrs: Vec<&'static str>,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+fn provider(name: &str, kind: Protocol, base_url: String) -> ProviderConfig {
+    let mut p = ProviderConfig::new(name, kind, base_url);
+    p.api_key = Some(Secret::new(UPSTREAM_KEY.to_string()));
+    p.first_byte_timeout = Duration::from_millis(1500);
+    p.idle_timeout = Duration::from_millis(800);
+    p.connect_timeout = Duration::from_millis(500);
+    p
+}
+
+fn model(name: &str, provider: &str, target: &str, fallbacks: &[&str]) -> ModelConfig {
+    ModelConfig {
+        name: name.into(),
+        targets: vec![TargetConfig::new(provider, target)],
+        fallbacks: fallbacks.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// The harness config: `gpt` (OpenAI-kind), `claude` (Anthropic-kind), `emb`, `primary` that falls
+/// back to `claude`, and `dead` that points at a closed port.
+pub fn config(sim: &SimUpstream, dead_port: u16) -> Config {
+    Config {
+        server: ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            max_body_bytes: 64 * 1024,
+            shutdown_grace: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(5),
+        },
+        store: StoreConfig {
+            path: "unused.db".into(),
+        },
+        keys: KeysConfig {
+            cache_ttl: Duration::ZERO,
+        },
+        providers: vec![
+            provider("oa", Protocol::OpenAi, sim.openai_base_url()),
+            provider("an", Protocol::Anthropic, sim.anthropic_base_url()),
+            provider(
+                "down",
+                Protocol::OpenAi,
+                format!("http://127.0.0.1:{dead_port}/v1"),
+            ),
+        ],
+        models: vec![
+            model("gpt", "oa", "sim-gpt", &[]),
+            model("claude", "an", "sim-claude", &[]),
+            model("emb", "oa", "sim-emb", &[]),
+            model("primary", "oa", "sim-primary", &["claude"]),
+            model("dead", "down", "nothing", &[]),
+            model("dead-then-gpt", "down", "nothing", &["gpt"]),
+        ],
+    }
+}
+
+/// A port with nothing listening on it.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(edit: impl FnOnce(&mut Config)) -> Harness {
+        let sim = SimUpstream::start_with(SimOptions {
+            api_key: Some(UPSTREAM_KEY.into()),
+            ..SimOptions::default()
+        })
+        .await
+        .unwrap();
+        let mut config = config(&sim, closed_port());
+        edit(&mut config);
+        let store = Arc::new(MemoryStore::new());
+        let state = AppState::new(config, store.clone()).unwrap();
+        let gateway = Gateway::start(state, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let mut h = Harness {
+            sim,
+            gateway,
+            store,
+            key: String::new(),
+            http,
+        };
+        h.key = h.create_key(KeyScope::default()).await;
+        h
+    }
+
+    pub async fn create_key(&self, scope: KeyScope) -> String {
+        let g = generate_key();
+        let record = KeyRecord {
+            id: g.id.clone(),
+            hash: g.hash,
+            account: "acct".into(),
+            workflow: None,
+            models: scope.models,
+            cidrs: scope.cidrs.iter().map(|c| c.parse().unwrap()).collect(),
+            created_at: 0,
+            expires_at: scope.expires_at,
+            revoked_at: scope.revoked_at,
+        };
+        self.store.insert_key(&record).await.unwrap();
+        g.key.expose().clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.gateway.addr(), path)
+    }
+
+    /// POST as an OpenAI client (Bearer).
+    pub async fn openai(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(&self.key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POST as an Anthropic client (x-api-key, anthropic-version).
+    pub async fn anthropic(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header("x-api-key", &self.key)
+            .header("anthropic-version", "2023-06-01")
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Status and JSON body.
+pub async fn json_of(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    (status, v)
+}
+
+/// One SSE event as a test sees it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub event: Option<String>,
+    pub data: String,
+}
+
+impl Event {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap_or(Value::Null)
+    }
+}
+
+/// Reads a whole SSE body and splits it into events (comments dropped).
+pub async fn events_of(r: reqwest::Response) -> Vec<Event> {
+    let text = r.text().await.unwrap();
+    parse_sse(&text)
+}
+
+pub fn parse_sse(text: &str) -> Vec<Event> {
+    let mut out = vec![];
+    for block in text.replace("\r\n", "\n").split("\n\n") {
+        let mut event = None;
+        let mut data = vec![];
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("event:") {
+                event = Some(v.trim().to_string());
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
+            }
+        }
+        if event.is_some() || !data.is_empty() {
+            out.push(Event {
+                event,
+                data: data.join("\n"),
+            });
+        }
+    }
+    out
+}

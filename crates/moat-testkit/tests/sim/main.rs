@@ -1,0 +1,10 @@
+//! Integration tests of the simulated provider over real HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod anthropic;
+mod auth;
+mod chat;
+mod common;
+mod embeddings;
+mod faults;
+mod responses;

@@ -1,0 +1,127 @@
+//! Command-line syntax.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// moat: an AI gateway with access discipline, governance, extraction resistance and evidence.
+#[derive(Parser, Debug)]
+#[command(name = "moat", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the gateway with a config file.
+    Serve(ServeArgs),
+    /// Run the gateway with a built-in simulated provider, a temporary store and a ready key.
+    Demo(DemoArgs),
+    /// Manage virtual keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Work with config files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `moat serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The config file.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Listen on this address instead of `server.listen`.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
+
+/// `moat demo`.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Address for the gateway.
+    #[arg(long, default_value = "127.0.0.1:4000")]
+    pub listen: SocketAddr,
+    /// Keep the demo's config and store in this folder instead of a temporary one.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Print one JSON line (base_url, key, config, models) instead of the human banner.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `moat config ...`.
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validate a config file and report every error at once.
+    Check(ConfigArgs),
+}
+
+/// A command that needs only the config file.
+#[derive(Args, Debug)]
+pub struct ConfigArgs {
+    /// The config file.
+    #[arg(long, short)]
+    pub config: PathBuf,
+}
+
+/// `moat keys ...`.
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Create a key and print it once.
+    Create(CreateKeyArgs),
+    /// List keys (never their secrets).
+    List(ListKeysArgs),
+    /// Revoke a key by id.
+    Revoke(RevokeKeyArgs),
+}
+
+/// `moat keys create`.
+#[derive(Args, Debug)]
+pub struct CreateKeyArgs {
+    /// The config file (its store holds the key).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// The account the key belongs to.
+    #[arg(long)]
+    pub account: String,
+    /// The workflow the key belongs to.
+    #[arg(long)]
+    pub workflow: Option<String>,
+    /// Models the key may call, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub models: Vec<String>,
+    /// Source networks the key may be used from, comma-separated CIDRs (default: anywhere).
+    #[arg(long, value_delimiter = ',')]
+    pub cidr: Vec<ipnet::IpNet>,
+    /// Lifetime, e.g. `30d`, `12h` (default: no expiry).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub expires_in: Option<std::time::Duration>,
+    /// Print `{"id": ..., "key": ...}` on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `moat keys list`.
+#[derive(Args, Debug)]
+pub struct ListKeysArgs {
+    /// The config file.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `moat keys revoke`.
+#[derive(Args, Debug)]
+pub struct RevokeKeyArgs {
+    /// The config file.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// The key's public id.
+    pub id: String,
+}

@@ -1,0 +1,91 @@
+//! `moat serve` and `moat config check`.
+
+use crate::cli::ServeArgs;
+use anyhow::Context;
+use moat_config::{Config, ProcessEnv};
+use moat_proxy::AppState;
+use moat_store::SqliteStore;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Loads and validates a config file; every error is reported at once.
+pub fn load_config(path: &Path) -> anyhow::Result<Config> {
+    moat_config::load(path, &ProcessEnv).map_err(|errors| anyhow::anyhow!("{errors}"))
+}
+
+/// `moat config check`: prints what the config defines, or every error in it.
+pub fn check(path: &Path) -> anyhow::Result<ExitCode> {
+    match moat_config::load(path, &ProcessEnv) {
+        Ok(config) => {
+            println!(
+                "{}: ok ({} providers, {} models, listen {})",
+                path.display(),
+                config.providers.len(),
+                config.models.len(),
+                config.server.listen
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `moat serve`.
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = load_config(&args.config)?;
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    serve_config(config, None).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the store, binds the listener and serves until SIGTERM or Ctrl-C. `on_ready` runs once the
+/// listener is bound, with its address.
+pub async fn serve_config(
+    config: Config,
+    on_ready: Option<Box<dyn FnOnce(std::net::SocketAddr) + Send>>,
+) -> anyhow::Result<()> {
+    let store = SqliteStore::open(&config.store.path)
+        .with_context(|| format!("opening store {}", config.store.path.display()))?;
+    let listen = config.server.listen;
+    let grace = config.server.shutdown_grace;
+    let state = AppState::new(config, Arc::new(store))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "moat listening");
+    if let Some(f) = on_ready {
+        f(addr);
+    }
+    moat_proxy::serve(listener, Arc::new(state), grace, shutdown_signal()).await?;
+    tracing::info!("moat stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
