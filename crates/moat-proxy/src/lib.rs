@@ -18,5 +18,5 @@ mod upstream;
 pub use error::GatewayError;
 pub use pipeline::Endpoint;
 pub use server::{router, serve, Gateway};
-pub use state::{AppState, ProviderBuildError};
+pub use state::AppState;
 pub use telemetry::prometheus;

@@ -12,6 +12,8 @@ use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::{header, HeaderValue, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use moat_core::Protocol;
 use moat_protocol::sse::{SseDecoder, SseEvent, DONE};
 use moat_protocol::translate::{self, AnthropicToOpenAiStream, OpenAiToAnthropicStream};
@@ -46,7 +48,10 @@ pub struct RelayContext {
 }
 
 /// Reads an upstream error response into a `GatewayError` that keeps its status and body.
-pub async fn upstream_failure(response: reqwest::Response, provider: &Provider) -> GatewayError {
+pub async fn upstream_failure(
+    response: http::Response<Incoming>,
+    provider: &Provider,
+) -> GatewayError {
     let status = response.status().as_u16();
     let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
     let body = read_all(response, provider.idle_timeout, 1 << 20)
@@ -64,7 +69,7 @@ pub async fn upstream_failure(response: reqwest::Response, provider: &Provider) 
 /// Reads a whole answer, meters it and translates it if needed. Failures here happen before the
 /// client saw a byte, so the caller may still fail over.
 pub async fn buffered(
-    response: reqwest::Response,
+    response: http::Response<Incoming>,
     ctx: RelayContext,
     record: &mut RequestRecord,
 ) -> Result<Response, GatewayError> {
@@ -187,11 +192,11 @@ fn floats_to_base64(mut body: Value) -> Option<Value> {
 }
 
 async fn read_all(
-    response: reqwest::Response,
+    response: http::Response<Incoming>,
     idle: Duration,
     limit: usize,
 ) -> Result<Bytes, GatewayError> {
-    let mut stream = response.bytes_stream();
+    let mut stream = response.into_body().into_data_stream();
     let mut buf = BytesMut::new();
     loop {
         match tokio::time::timeout(idle, stream.next()).await {
@@ -207,7 +212,7 @@ async fn read_all(
             Ok(Some(Err(e))) => {
                 return Err(GatewayError::UpstreamUnavailable {
                     message: format!("upstream body failed: {}", error_chain(&e)),
-                    timeout: e.is_timeout(),
+                    timeout: false,
                 })
             }
             Ok(None) => return Ok(buf.freeze()),
@@ -243,7 +248,7 @@ enum Shape {
     ToAnthropic(Box<OpenAiToAnthropicStream>),
 }
 
-type ByteStream = Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>;
+type ByteStream = Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, hyper::Error>> + Send>>;
 
 struct Relay {
     upstream: ByteStream,
@@ -271,7 +276,11 @@ enum Client {
 /// Streams the upstream's SSE answer to the client as it arrives. Once the first byte has gone out
 /// there is no failing over: an upstream failure becomes the client protocol's error event, never a
 /// clean end over a truncated answer.
-pub fn stream(response: reqwest::Response, ctx: RelayContext, record: RequestRecord) -> Response {
+pub fn stream(
+    response: http::Response<Incoming>,
+    ctx: RelayContext,
+    record: RequestRecord,
+) -> Response {
     let status = response.status();
     let (upstream_kind, client, shape) = match ctx.mode {
         Mode::Passthrough(Operation::Responses) => (
@@ -306,7 +315,7 @@ pub fn stream(response: reqwest::Response, ctx: RelayContext, record: RequestRec
         ),
     };
     let relay = Relay {
-        upstream: Box::pin(response.bytes_stream()),
+        upstream: Box::pin(response.into_body().into_data_stream()),
         decoder: SseDecoder::new(),
         observer: UsageObserver::default(),
         upstream_kind,

@@ -26,44 +26,28 @@ pub struct AppState {
     pub started_at: i64,
 }
 
-/// A provider's HTTP client could not be built (bad TLS setup).
-#[derive(Debug, thiserror::Error)]
-#[error("provider {provider}: {source}")]
-pub struct ProviderBuildError {
-    provider: String,
-    source: reqwest::Error,
-}
-
 impl AppState {
     /// Builds the state for `config` over `store`.
-    pub fn new(config: Config, store: Arc<dyn KeyStore>) -> Result<AppState, ProviderBuildError> {
+    pub fn new(config: Config, store: Arc<dyn KeyStore>) -> AppState {
         Self::with_clock(config, store, Arc::new(SystemClock))
     }
 
     /// As [`AppState::new`], with an injected clock.
-    pub fn with_clock(
-        config: Config,
-        store: Arc<dyn KeyStore>,
-        clock: Arc<dyn Clock>,
-    ) -> Result<AppState, ProviderBuildError> {
+    pub fn with_clock(config: Config, store: Arc<dyn KeyStore>, clock: Arc<dyn Clock>) -> AppState {
         // Install the metrics recorder before the first request records anything.
         let _ = crate::telemetry::prometheus();
         let mut providers = HashMap::new();
         for p in &config.providers {
-            let provider = Provider::new(p).map_err(|source| ProviderBuildError {
-                provider: p.name.clone(),
-                source,
-            })?;
-            providers.insert(p.name.clone(), Arc::new(provider));
+            providers.insert(p.name.clone(), Arc::new(Provider::new(p)));
         }
         let routes = Routes::new(&config, &providers);
-        Ok(AppState {
+        AppState {
             keys: KeyCache::new(Arc::clone(&store), config.keys.cache_ttl),
             store,
             routes,
             started_at: clock.now_secs(),
             clock,
             config: Arc::new(config),
-        })
+        }
     }
 }

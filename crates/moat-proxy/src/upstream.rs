@@ -2,7 +2,13 @@
 
 use crate::error::GatewayError;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Uri};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use moat_config::ProviderConfig;
 use moat_core::{Protocol, Secret};
 use std::sync::Arc;
@@ -16,7 +22,7 @@ pub struct Provider {
     pub kind: Protocol,
     base_url: String,
     api_key: Option<Secret<String>>,
-    client: reqwest::Client,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     /// Longest wait for response headers.
     pub first_byte_timeout: Duration,
     /// Longest silence between two body chunks.
@@ -40,17 +46,25 @@ pub enum Operation {
 }
 
 impl Provider {
-    /// Builds the provider and its connection pool. The client ignores proxy environment variables:
-    /// moat talks only to the upstreams in its config.
-    pub fn new(config: &ProviderConfig) -> Result<Provider, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(config.connect_timeout)
-            .tcp_nodelay(true)
+    /// Builds the provider and its connection pool: hyper's pooled client over rustls with the
+    /// Mozilla root set, HTTP/1.1 or HTTP/2 by ALPN. It reads no proxy variables and follows no
+    /// redirects: moat talks only to the upstreams in its config. (hyper directly rather than
+    /// reqwest: reqwest's per-request layers cost ~70 us of added p50 latency in `bench/`.)
+    pub fn new(config: &ProviderConfig) -> Provider {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(1024)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+            .build(https);
         let mut extra_headers = HeaderMap::new();
         for (name, value) in &config.headers {
             if let (Ok(n), Ok(v)) = (
@@ -60,7 +74,7 @@ impl Provider {
                 extra_headers.insert(n, v);
             }
         }
-        Ok(Provider {
+        Provider {
             name: Arc::from(config.name.as_str()),
             kind: config.kind,
             base_url: config.base_url.trim_end_matches('/').to_string(),
@@ -69,7 +83,7 @@ impl Provider {
             first_byte_timeout: config.first_byte_timeout,
             idle_timeout: config.idle_timeout,
             extra_headers,
-        })
+        }
     }
 
     /// The full URL of an operation. OpenAI base URLs include `/v1` (as the OpenAI SDK takes them);
@@ -96,22 +110,29 @@ impl Provider {
         query: Option<&str>,
         body: Bytes,
         client_headers: &HeaderMap,
-    ) -> Result<reqwest::Response, GatewayError> {
+    ) -> Result<http::Response<Incoming>, GatewayError> {
         let mut headers = forward_headers(client_headers, self.kind);
         self.authorize(&mut headers);
         for (name, value) in &self.extra_headers {
             headers.insert(name.clone(), value.clone());
         }
-        let request = self
-            .client
-            .post(self.url(op, query))
-            .headers(headers)
-            .body(body);
-        match tokio::time::timeout(self.first_byte_timeout, request.send()).await {
+        let unusable = |what: String| GatewayError::UpstreamUnavailable {
+            message: format!("upstream {}: {what}", self.name),
+            timeout: false,
+        };
+        let uri: Uri = self
+            .url(op, query)
+            .parse()
+            .map_err(|e| unusable(format!("unusable URL: {e}")))?;
+        let mut request = Request::post(uri)
+            .body(Full::new(body))
+            .map_err(|e| unusable(format!("request could not be built: {e}")))?;
+        *request.headers_mut() = headers;
+        match tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => Err(GatewayError::UpstreamUnavailable {
                 message: format!("upstream {} unreachable: {}", self.name, error_chain(&e)),
-                timeout: e.is_timeout(),
+                timeout: is_timeout(&e),
             }),
             Err(_) => Err(GatewayError::UpstreamUnavailable {
                 message: format!(
@@ -166,6 +187,21 @@ pub fn forward_headers(client: &HeaderMap, target: Protocol) -> HeaderMap {
         out.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
     }
     out
+}
+
+/// Whether an error, or any of its sources, is an I/O timeout (a connect timeout, say).
+pub fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        current = err.source();
+    }
+    false
 }
 
 /// The error and its sources, joined, for messages that say what actually failed.

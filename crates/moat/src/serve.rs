@@ -54,7 +54,7 @@ pub async fn serve_config(
         .with_context(|| format!("opening store {}", config.store.path.display()))?;
     let listen = config.server.listen;
     let grace = config.server.shutdown_grace;
-    let state = AppState::new(config, Arc::new(store))?;
+    let state = AppState::new(config, Arc::new(store));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;

@@ -107,7 +107,7 @@ impl Harness {
         let mut config = config(&sim, closed_port());
         edit(&mut config);
         let store = Arc::new(MemoryStore::new());
-        let state = AppState::new(config, store.clone()).unwrap();
+        let state = AppState::new(config, store.clone());
         let gateway = Gateway::start(state, "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
