@@ -56,6 +56,9 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Format every request log line as `moat serve` does by default, into a sink: the cost of
+    // logging is part of what the gateway adds.
+    let _log_guard = moat_proxy::init_logging(std::io::sink(), "info", false, false);
     let sim_rt = runtime(1, "sim")?;
     let gw_rt = runtime(args.gateway_threads, "gateway")?;
     let load_rt = runtime(1, "load")?;

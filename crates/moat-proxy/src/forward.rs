@@ -1,6 +1,7 @@
 //! Forwarding: try the route's targets in order, translating where the target speaks the other
 //! protocol, until one answers or a failure that no fallback can help.
 
+use crate::body::{self, BodyPeek};
 use crate::error::GatewayError;
 use crate::pipeline::Endpoint;
 use crate::relay;
@@ -18,18 +19,32 @@ use serde_json::Value;
 pub struct Exchange {
     /// The endpoint the client called.
     pub endpoint: Endpoint,
-    /// The client's body, unknown fields included.
-    pub body: Value,
-    /// Whether the client asked for a stream.
-    pub stream: bool,
+    /// The client's body as received.
+    pub raw: Bytes,
+    /// The body's routing fields.
+    pub peek: BodyPeek,
+    /// The whole body as JSON, parsed the first time a translation needs it.
+    pub parsed: Option<Value>,
     /// The client's headers.
     pub headers: HeaderMap,
     /// The client's query string.
     pub query: Option<String>,
-    /// The model name the client asked for.
-    pub client_model: String,
     /// Unix seconds at arrival, for `created` fields of translated responses.
     pub created: i64,
+}
+
+impl Exchange {
+    /// The body as a JSON tree, parsed once on first use (translation and estimates need it;
+    /// passthrough does not).
+    fn json(&mut self) -> Result<&Value, GatewayError> {
+        let parsed = match self.parsed.take() {
+            Some(v) => v,
+            None => serde_json::from_slice(&self.raw).map_err(|e| {
+                GatewayError::invalid(format!("request body is not valid JSON: {e}"), None)
+            })?,
+        };
+        Ok(self.parsed.insert(parsed))
+    }
 }
 
 /// How a request reaches a target.
@@ -81,7 +96,7 @@ pub async fn forward(
         return Err(GatewayError::invalid(
             format!(
                 "model '{}' has no target that serves {}: {} needs an OpenAI-kind provider",
-                exchange.client_model,
+                exchange.peek.model,
                 exchange.endpoint.operation(),
                 exchange.endpoint.operation()
             ),
@@ -110,7 +125,7 @@ pub async fn forward(
         }
     }
     // Unreachable in practice: the loop returns on its last target.
-    Err(last_error.unwrap_or(GatewayError::UnknownModel(exchange.client_model)))
+    Err(last_error.unwrap_or(GatewayError::UnknownModel(exchange.peek.model)))
 }
 
 /// An attempt that succeeded: a finished response, or a stream that takes over the request record.
@@ -125,13 +140,13 @@ async fn attempt(
     mode: Mode,
     record: &mut RequestRecord,
 ) -> Result<Attempted, GatewayError> {
-    let (op, body, client_wants_usage) = upstream_body(exchange, target, mode)?;
     if mode == Mode::EstimateTokens {
         return Ok(Attempted::Done(relay::estimated_token_count(
-            &exchange.body,
+            exchange.json()?,
             record,
         )));
     }
+    let (op, body) = upstream_body(exchange, target, mode)?;
     let query = match mode {
         Mode::Passthrough(_) => exchange.query.as_deref(),
         _ => None,
@@ -153,11 +168,10 @@ async fn attempt(
         provider: provider.clone(),
         target_model: target.model.clone(),
         created: exchange.created,
-        client_wants_usage,
-        wants_base64: exchange.body.get("encoding_format").and_then(Value::as_str)
-            == Some("base64"),
+        client_wants_usage: exchange.peek.include_usage,
+        wants_base64: exchange.peek.wants_base64,
     };
-    if exchange.stream && is_sse {
+    if exchange.peek.stream && is_sse {
         return Ok(Attempted::Streaming(Box::new(move |record| {
             relay::stream(response, ctx, record)
         })));
@@ -167,65 +181,35 @@ async fn attempt(
         .map(Attempted::Done)
 }
 
-/// The upstream operation and body for `mode`, and whether the client itself asked for stream usage.
+/// The upstream operation and body for `mode`.
 fn upstream_body(
     exchange: &mut Exchange,
     target: &Target,
     mode: Mode,
-) -> Result<(Operation, Bytes, bool), GatewayError> {
-    let model = Value::String(target.model.to_string());
-    let (op, value, wants_usage) = match mode {
+) -> Result<(Operation, Bytes), GatewayError> {
+    let (op, value) = match mode {
         Mode::Passthrough(op) => {
-            let body = &mut exchange.body;
-            let mut wants_usage = true;
-            if let Some(obj) = body.as_object_mut() {
-                obj.insert("model".into(), model);
-                if op == Operation::ChatCompletions && exchange.stream {
-                    wants_usage = force_include_usage(obj);
-                }
-            }
+            // OpenAI streams are metered from their usage chunk, so moat asks for it; the relay
+            // removes it again if the client had not.
+            let force_usage = op == Operation::ChatCompletions && exchange.peek.stream;
             return Ok((
                 op,
-                Bytes::from(serde_json::to_vec(body).unwrap_or_default()),
-                wants_usage,
+                body::passthrough(&exchange.raw, &exchange.peek, &target.model, force_usage),
             ));
         }
-        Mode::ChatViaMessages => {
-            let wants =
-                exchange.body.pointer("/stream_options/include_usage") == Some(&Value::Bool(true));
-            (
-                Operation::Messages,
-                translate::openai_chat_to_anthropic_request(&exchange.body, &target.model)?,
-                wants,
-            )
-        }
+        Mode::ChatViaMessages => (
+            Operation::Messages,
+            translate::openai_chat_to_anthropic_request(exchange.json()?, &target.model)?,
+        ),
         Mode::MessagesViaChat => (
             Operation::ChatCompletions,
-            translate::anthropic_to_openai_chat_request(&exchange.body, &target.model)?,
-            true,
+            translate::anthropic_to_openai_chat_request(exchange.json()?, &target.model)?,
         ),
-        Mode::EstimateTokens => return Ok((Operation::CountTokens, Bytes::new(), false)),
+        Mode::EstimateTokens => return Ok((Operation::CountTokens, Bytes::new())),
     };
     let bytes =
         serde_json::to_vec(&value).map_err(|e| GatewayError::invalid(e.to_string(), None))?;
-    Ok((op, Bytes::from(bytes), wants_usage))
-}
-
-/// Sets `stream_options.include_usage` so the stream can be metered; returns whether the client had
-/// asked for it itself (if not, the usage chunk is removed on the way back).
-fn force_include_usage(obj: &mut serde_json::Map<String, Value>) -> bool {
-    let options = obj
-        .entry("stream_options")
-        .or_insert_with(|| Value::Object(Default::default()));
-    if !options.is_object() {
-        *options = Value::Object(Default::default());
-    }
-    let Some(options) = options.as_object_mut() else {
-        return false;
-    };
-    let had = options.get("include_usage") == Some(&Value::Bool(true));
-    options.insert("include_usage".into(), Value::Bool(true));
-    had
+    Ok((op, Bytes::from(bytes)))
 }
 
 /// Whether another target may succeed where this one failed.
@@ -243,19 +227,6 @@ fn retryable(error: &GatewayError) -> bool {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn usage_is_forced_and_the_clients_own_choice_remembered() {
-        let mut a = json!({"stream_options": {"include_usage": true}});
-        assert!(force_include_usage(a.as_object_mut().unwrap()));
-        let mut b = json!({"stream_options": "junk"});
-        assert!(!force_include_usage(b.as_object_mut().unwrap()));
-        assert_eq!(b["stream_options"]["include_usage"], true);
-        let mut c = json!({});
-        assert!(!force_include_usage(c.as_object_mut().unwrap()));
-        assert_eq!(c["stream_options"]["include_usage"], true);
-    }
 
     #[test]
     fn only_failures_another_target_may_fix_are_retried() {

@@ -4,6 +4,7 @@
 //! plumbing around it.
 
 mod auth;
+mod body;
 mod error;
 mod forward;
 mod models;
@@ -19,4 +20,4 @@ pub use error::GatewayError;
 pub use pipeline::Endpoint;
 pub use server::{router, serve, Gateway};
 pub use state::AppState;
-pub use telemetry::prometheus;
+pub use telemetry::{init_logging, prometheus, LogGuard};

@@ -14,7 +14,6 @@ use bytes::Bytes;
 use http::{HeaderValue, Request};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use moat_core::Protocol;
-use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -113,28 +112,30 @@ async fn run(
         state.config.server.read_timeout,
     )
     .await?;
-    let json = parse_object(&bytes)?;
-    let model = required_model(&json)?;
-    record.model = Some(model.clone());
-    let stream = stream_flag(&json, endpoint)?;
+    let peek = crate::body::peek(&bytes)?;
+    record.model = Some(peek.model.clone());
+    if peek.stream && !endpoint.streams() {
+        let message = format!("{} does not support streaming", endpoint.operation());
+        return Err(GatewayError::invalid(message, Some("stream")));
+    }
 
     // 3. Authorize: key scope (expiry, revocation, source network, model).
-    moat_policy::authorize(&key, Some(&model), peer.ip(), state.clock.now_secs())?;
+    moat_policy::authorize(&key, Some(&peek.model), peer.ip(), state.clock.now_secs())?;
 
     // 4. Route.
     let plan = state
         .routes
-        .plan(&model)
-        .ok_or_else(|| GatewayError::UnknownModel(model.clone()))?;
+        .plan(&peek.model)
+        .ok_or_else(|| GatewayError::UnknownModel(peek.model.clone()))?;
 
     // 5. Forward, failing over along the plan; 6. settle usage (in the response or at stream end).
     let exchange = Exchange {
         endpoint,
-        body: json,
-        stream,
+        raw: bytes,
+        peek,
+        parsed: None,
         headers: parts.headers,
         query: parts.uri.query().map(str::to_string),
-        client_model: model,
         created: state.clock.now_secs(),
     };
     forward(exchange, plan, record).await
@@ -160,53 +161,6 @@ async fn read_body(
     }
 }
 
-fn parse_object(bytes: &[u8]) -> Result<Value, GatewayError> {
-    if bytes.is_empty() {
-        return Err(GatewayError::invalid(
-            "request body is empty; expected a JSON object",
-            None,
-        ));
-    }
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| GatewayError::invalid(format!("request body is not valid JSON: {e}"), None))?;
-    if !value.is_object() {
-        return Err(GatewayError::invalid(
-            "request body must be a JSON object",
-            None,
-        ));
-    }
-    Ok(value)
-}
-
-fn required_model(json: &Value) -> Result<String, GatewayError> {
-    match json.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => Ok(m.clone()),
-        Some(Value::String(_)) | None | Some(Value::Null) => Err(GatewayError::invalid(
-            "you must provide a model parameter",
-            Some("model"),
-        )),
-        Some(_) => Err(GatewayError::invalid(
-            "'model' must be a string",
-            Some("model"),
-        )),
-    }
-}
-
-fn stream_flag(json: &Value, endpoint: Endpoint) -> Result<bool, GatewayError> {
-    match json.get("stream") {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(false),
-        Some(Value::Bool(true)) if endpoint.streams() => Ok(true),
-        Some(Value::Bool(true)) => Err(GatewayError::invalid(
-            format!("{} does not support streaming", endpoint.operation()),
-            Some("stream"),
-        )),
-        Some(_) => Err(GatewayError::invalid(
-            "'stream' must be a boolean",
-            Some("stream"),
-        )),
-    }
-}
-
 /// A random request id, `req_` and 24 hex digits.
 fn new_request_id() -> String {
     let n: u128 = rand::random();
@@ -217,23 +171,6 @@ fn new_request_id() -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bodies_are_checked_field_by_field() {
-        assert!(parse_object(b"").is_err());
-        assert!(parse_object(b"[1]").is_err());
-        assert!(parse_object(b"{").is_err());
-        let ok = parse_object(br#"{"model":"m","stream":true}"#).unwrap();
-        assert_eq!(required_model(&ok).unwrap(), "m");
-        assert!(stream_flag(&ok, Endpoint::ChatCompletions).unwrap());
-        assert!(stream_flag(&ok, Endpoint::Embeddings).is_err());
-        assert!(required_model(&parse_object(br#"{"model":3}"#).unwrap()).is_err());
-        assert!(stream_flag(
-            &parse_object(br#"{"stream":"yes"}"#).unwrap(),
-            Endpoint::Messages
-        )
-        .is_err());
-    }
 
     #[test]
     fn request_ids_are_unique_and_shaped() {

@@ -75,34 +75,48 @@ pub async fn buffered(
 ) -> Result<Response, GatewayError> {
     let status = response.status();
     let body = read_all(response, ctx.provider.idle_timeout, MAX_UPSTREAM_BODY).await?;
-    let parsed: Value =
-        serde_json::from_slice(&body).map_err(|e| GatewayError::UpstreamUnavailable {
-            message: format!(
-                "upstream {} sent a body that is not JSON: {e}",
-                ctx.provider.name
-            ),
-            timeout: false,
-        })?;
-    let usage = usage_of(ctx.endpoint, ctx.provider.kind, &parsed);
-    let out = match ctx.mode {
+    let not_json = |e: serde_json::Error| GatewayError::UpstreamUnavailable {
+        message: format!(
+            "upstream {} sent a body that is not JSON: {e}",
+            ctx.provider.name
+        ),
+        timeout: false,
+    };
+    let translated = |v: Value| Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
+    let (usage, out) = match ctx.mode {
         Mode::Passthrough(Operation::Embeddings) if ctx.wants_base64 => {
-            match floats_to_base64(parsed) {
-                Some(converted) => Bytes::from(serde_json::to_vec(&converted).unwrap_or_default()),
-                None => body,
-            }
+            let parsed: Value = serde_json::from_slice(&body).map_err(not_json)?;
+            let usage = usage_of(ctx.endpoint, ctx.provider.kind, &parsed);
+            (usage, floats_to_base64(parsed).map_or(body, translated))
         }
-        Mode::Passthrough(_) | Mode::EstimateTokens => body,
+        // Same protocol: the answer goes back byte for byte; only its usage fields are read.
+        Mode::Passthrough(_) | Mode::EstimateTokens => {
+            let peek: UsagePeek<'_> = serde_json::from_slice(&body).map_err(not_json)?;
+            (
+                usage_of(ctx.endpoint, ctx.provider.kind, &peek.to_value()),
+                body,
+            )
+        }
         Mode::ChatViaMessages => {
+            let parsed: Value = serde_json::from_slice(&body).map_err(not_json)?;
+            let usage = usage_of(ctx.endpoint, ctx.provider.kind, &parsed);
             let v = translate::anthropic_to_openai_chat_response(
                 &parsed,
                 &ctx.target_model,
                 ctx.created,
             )?;
-            Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+            (usage, translated(v))
         }
         Mode::MessagesViaChat => {
-            let v = translate::openai_chat_to_anthropic_response(&parsed, &ctx.target_model)?;
-            Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+            let parsed: Value = serde_json::from_slice(&body).map_err(not_json)?;
+            let usage = usage_of(ctx.endpoint, ctx.provider.kind, &parsed);
+            (
+                usage,
+                translated(translate::openai_chat_to_anthropic_response(
+                    &parsed,
+                    &ctx.target_model,
+                )?),
+            )
         }
     };
     record.finish(status.as_u16(), usage, None);
@@ -114,6 +128,31 @@ pub async fn buffered(
     );
     answered_by(&mut response, &ctx);
     Ok(response)
+}
+
+/// The fields of an answer that carry its usage, read without building the rest of the tree.
+#[derive(serde::Deserialize)]
+struct UsagePeek<'a> {
+    #[serde(borrow)]
+    usage: Option<&'a serde_json::value::RawValue>,
+    input_tokens: Option<u64>,
+}
+
+impl UsagePeek<'_> {
+    /// The usage fields as a small JSON object, the shape the usage parsers read.
+    fn to_value(&self) -> Value {
+        let mut v = serde_json::Map::new();
+        if let Some(u) = self
+            .usage
+            .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+        {
+            v.insert("usage".into(), u);
+        }
+        if let Some(n) = self.input_tokens {
+            v.insert("input_tokens".into(), n.into());
+        }
+        Value::Object(v)
+    }
 }
 
 /// Answers an Anthropic token count for a target that cannot count: about four characters a token

@@ -161,3 +161,33 @@ impl Drop for RequestRecord {
 pub fn upstream_error(provider: &str, kind: &'static str) {
     metrics::counter!("moat_upstream_errors_total", "provider" => provider.to_string(), "error_type" => kind).increment(1);
 }
+
+/// Keeps the background log writer alive; logs still queued are flushed when it drops.
+pub type LogGuard = tracing_appender::non_blocking::WorkerGuard;
+
+/// Installs the process's log subscriber: `filter` in `EnvFilter` syntax, JSON lines or text,
+/// written by a background thread so a request never waits on a log write (under a burst beyond
+/// its queue the writer drops lines rather than stall requests).
+pub fn init_logging(
+    writer: impl std::io::Write + Send + 'static,
+    filter: &str,
+    json: bool,
+    ansi: bool,
+) -> LogGuard {
+    let (writer, guard) = tracing_appender::non_blocking(writer);
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(ansi);
+    let installed = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    if installed.is_err() {
+        tracing::debug!("a log subscriber was already installed");
+    }
+    guard
+}

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let _log_guard = init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -41,15 +41,9 @@ fn main() -> ExitCode {
 
 /// Logs go to stderr; `MOAT_LOG` filters them (`info` by default), `MOAT_LOG_FORMAT=json` makes
 /// them JSON lines for log shippers.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MOAT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("MOAT_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+fn init_logging() -> moat_proxy::LogGuard {
+    let filter = std::env::var("MOAT_LOG").unwrap_or_else(|_| "info".to_string());
+    let json = std::env::var("MOAT_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    moat_proxy::init_logging(std::io::stderr(), &filter, json, ansi)
 }
