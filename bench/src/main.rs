@@ -49,6 +49,9 @@ struct Args {
     /// Which targets to measure, in order; the first is the baseline the others are compared with.
     #[arg(long, value_delimiter = ',', default_value = "direct,bare,gateway")]
     targets: Vec<String>,
+    /// Log filter for the gateway (`info` logs every request, as `moat serve` does by default).
+    #[arg(long, default_value = "info")]
+    log: String,
     /// Worker threads for the gateway's runtime.
     #[arg(long, default_value_t = 2)]
     gateway_threads: usize,
@@ -58,7 +61,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // Format every request log line as `moat serve` does by default, into a sink: the cost of
     // logging is part of what the gateway adds.
-    let _log_guard = moat_proxy::init_logging(std::io::sink(), "info", false, false);
+    let _log_guard = moat_proxy::init_logging(std::io::sink(), &args.log, false, false);
     let sim_rt = runtime(1, "sim")?;
     let gw_rt = runtime(args.gateway_threads, "gateway")?;
     let load_rt = runtime(1, "load")?;

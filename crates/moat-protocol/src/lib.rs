@@ -11,4 +11,4 @@ pub mod usage;
 
 pub use sse::{SseDecoder, SseError, SseEvent};
 pub use translate::TranslateError;
-pub use usage::{StreamKind, Usage, UsageObserver};
+pub use usage::{AnswerKind, StreamKind, Usage, UsageObserver};

@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use moat_core::Protocol;
 use moat_protocol::sse::{SseDecoder, SseEvent, DONE};
 use moat_protocol::translate::{self, AnthropicToOpenAiStream, OpenAiToAnthropicStream};
-use moat_protocol::usage::{StreamKind, Usage, UsageObserver};
+use moat_protocol::usage::{AnswerKind, StreamKind, Usage, UsageObserver};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -91,11 +91,8 @@ pub async fn buffered(
         }
         // Same protocol: the answer goes back byte for byte; only its usage fields are read.
         Mode::Passthrough(_) | Mode::EstimateTokens => {
-            let peek: UsagePeek<'_> = serde_json::from_slice(&body).map_err(not_json)?;
-            (
-                usage_of(ctx.endpoint, ctx.provider.kind, &peek.to_value()),
-                body,
-            )
+            let kind = answer_kind(ctx.endpoint, ctx.provider.kind);
+            (Usage::from_answer(kind, &body).map_err(not_json)?, body)
         }
         Mode::ChatViaMessages => {
             let parsed: Value = serde_json::from_slice(&body).map_err(not_json)?;
@@ -128,31 +125,6 @@ pub async fn buffered(
     );
     answered_by(&mut response, &ctx);
     Ok(response)
-}
-
-/// The fields of an answer that carry its usage, read without building the rest of the tree.
-#[derive(serde::Deserialize)]
-struct UsagePeek<'a> {
-    #[serde(borrow)]
-    usage: Option<&'a serde_json::value::RawValue>,
-    input_tokens: Option<u64>,
-}
-
-impl UsagePeek<'_> {
-    /// The usage fields as a small JSON object, the shape the usage parsers read.
-    fn to_value(&self) -> Value {
-        let mut v = serde_json::Map::new();
-        if let Some(u) = self
-            .usage
-            .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
-        {
-            v.insert("usage".into(), u);
-        }
-        if let Some(n) = self.input_tokens {
-            v.insert("input_tokens".into(), n.into());
-        }
-        Value::Object(v)
-    }
 }
 
 /// Answers an Anthropic token count for a target that cannot count: about four characters a token
@@ -195,6 +167,17 @@ fn text_chars(v: &Value) -> usize {
             .map(|(_, v)| text_chars(v))
             .sum(),
         _ => 0,
+    }
+}
+
+/// Where an answer to `endpoint` from a provider of `kind` keeps its usage.
+fn answer_kind(endpoint: Endpoint, kind: Protocol) -> AnswerKind {
+    match (endpoint, kind) {
+        (Endpoint::Embeddings, _) => AnswerKind::OpenAiEmbeddings,
+        (Endpoint::Responses, _) => AnswerKind::OpenAiResponses,
+        (Endpoint::CountTokens, _) => AnswerKind::AnthropicCountTokens,
+        (_, Protocol::OpenAi) => AnswerKind::OpenAiChat,
+        (_, Protocol::Anthropic) => AnswerKind::Anthropic,
     }
 }
 

@@ -3,7 +3,8 @@
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use moat_protocol::usage::Usage;
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
 /// Seconds-scale buckets from 1 ms to ~80 s for request durations.
@@ -98,56 +99,96 @@ impl RequestRecord {
             return;
         }
         let elapsed = self.started.elapsed();
-        let model = self.model.clone().unwrap_or_default();
-        let provider = self.provider.as_deref().unwrap_or("").to_string();
-        let labels = [
-            ("gen_ai_operation_name", self.operation.to_string()),
-            ("gen_ai_request_model", model.clone()),
-            ("gen_ai_provider_name", provider.clone()),
-            ("error_type", error.unwrap_or("").to_string()),
-        ];
-        metrics::histogram!("gen_ai_client_operation_duration_seconds", &labels)
-            .record(elapsed.as_secs_f64());
-        metrics::counter!(
-            "moat_requests_total",
-            "operation" => self.operation,
-            "model" => model.clone(),
-            "provider" => provider.clone(),
-            "status" => status.to_string()
-        )
-        .increment(1);
+        let model = self.model.as_deref().unwrap_or("");
+        let provider = self.provider.as_deref().unwrap_or("");
+        let handles = handles(HandleKey {
+            operation: self.operation,
+            model: model.to_string(),
+            provider: provider.to_string(),
+            status,
+            error: error.unwrap_or(""),
+        });
+        handles.duration.record(elapsed.as_secs_f64());
+        handles.requests.increment(1);
         if let Some(u) = usage {
-            for (kind, n) in [("input", u.input_tokens), ("output", u.output_tokens)] {
-                metrics::histogram!(
-                    "gen_ai_client_token_usage",
-                    "gen_ai_operation_name" => self.operation,
-                    "gen_ai_request_model" => model.clone(),
-                    "gen_ai_provider_name" => provider.clone(),
-                    "gen_ai_token_type" => kind
-                )
-                .record(n as f64);
-                metrics::counter!("moat_tokens_total", "model" => model.clone(), "provider" => provider.clone(), "type" => kind)
-                    .increment(n);
-            }
+            handles.input_tokens.record(u.input_tokens as f64);
+            handles.output_tokens.record(u.output_tokens as f64);
         }
         tracing::info!(
             target: "moat::request",
             request_id = %self.request_id,
             operation = self.operation,
-            model = %model,
-            provider = %provider,
+            model,
+            provider,
             response_model = self.response_model.as_deref().unwrap_or(""),
             key_id = self.key_id.as_deref().unwrap_or(""),
             account = self.account.as_deref().unwrap_or(""),
             attempts = self.attempts,
             status,
             error = error.unwrap_or(""),
-            input_tokens = usage.map(|u| u.input_tokens).unwrap_or(0),
-            output_tokens = usage.map(|u| u.output_tokens).unwrap_or(0),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            input_tokens = usage.map_or(0, |u| u.input_tokens),
+            output_tokens = usage.map_or(0, |u| u.output_tokens),
+            duration_us = elapsed.as_micros() as u64,
             "request"
         );
     }
+}
+
+/// The labels one request's metrics are recorded under.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct HandleKey {
+    operation: &'static str,
+    model: String,
+    provider: String,
+    status: u16,
+    error: &'static str,
+}
+
+/// Registered metric handles for one label set, so a request records with atomic adds instead of
+/// building and hashing label sets for each metric.
+struct Handles {
+    duration: metrics::Histogram,
+    requests: metrics::Counter,
+    input_tokens: metrics::Histogram,
+    output_tokens: metrics::Histogram,
+}
+
+/// Label sets seen so far; bounded by configured models x providers x statuses x error kinds.
+static HANDLES: OnceLock<RwLock<HashMap<HandleKey, Arc<Handles>>>> = OnceLock::new();
+
+fn handles(key: HandleKey) -> Arc<Handles> {
+    let map = HANDLES.get_or_init(Default::default);
+    if let Some(h) = map.read().ok().and_then(|m| m.get(&key).cloned()) {
+        return h;
+    }
+    let genai = |extra: Option<&'static str>| {
+        let mut labels = vec![
+            ("gen_ai_operation_name", key.operation.to_string()),
+            ("gen_ai_request_model", key.model.clone()),
+            ("gen_ai_provider_name", key.provider.clone()),
+        ];
+        match extra {
+            Some(token_type) => labels.push(("gen_ai_token_type", token_type.to_string())),
+            None => labels.push(("error_type", key.error.to_string())),
+        }
+        labels
+    };
+    let handles = Arc::new(Handles {
+        duration: metrics::histogram!("gen_ai_client_operation_duration_seconds", &genai(None)),
+        requests: metrics::counter!(
+            "moat_requests_total",
+            "operation" => key.operation,
+            "model" => key.model.clone(),
+            "provider" => key.provider.clone(),
+            "status" => key.status.to_string()
+        ),
+        input_tokens: metrics::histogram!("gen_ai_client_token_usage", &genai(Some("input"))),
+        output_tokens: metrics::histogram!("gen_ai_client_token_usage", &genai(Some("output"))),
+    });
+    if let Ok(mut m) = map.write() {
+        m.insert(key, Arc::clone(&handles));
+    }
+    handles
 }
 
 impl Drop for RequestRecord {

@@ -33,7 +33,6 @@ async fn health_readiness_and_metrics() {
         "gen_ai_client_operation_duration_seconds_bucket",
         "gen_ai_client_token_usage_bucket",
         "moat_requests_total",
-        "moat_tokens_total",
     ] {
         assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
     }

@@ -1,6 +1,9 @@
 //! Token usage in one shape for every protocol, parsed from bodies and observed on streams.
 
+mod answer;
 mod observer;
+
+pub use answer::AnswerKind;
 
 pub use observer::{StreamKind, UsageObserver};
 

@@ -16,6 +16,34 @@ pub enum StreamKind {
     Anthropic,
 }
 
+/// Whether an event can carry usage, a stop reason or the stream's end. Most events of a stream are
+/// content deltas that carry none; skipping them saves building a JSON tree per token.
+fn may_matter(kind: StreamKind, event: &SseEvent) -> bool {
+    let data = event.data.as_str();
+    match kind {
+        StreamKind::OpenAiChat => {
+            data.contains("\"usage\"") || has_non_null(data, "\"finish_reason\"")
+        }
+        StreamKind::Anthropic => match event.event.as_deref() {
+            Some(name) => matches!(name, "message_start" | "message_delta" | "message_stop"),
+            None => !data.contains("\"content_block_"),
+        },
+        StreamKind::OpenAiResponses => match event.event.as_deref() {
+            Some(name) => name.starts_with("response.") && !name.contains(".delta"),
+            None => true,
+        },
+    }
+}
+
+/// Whether some occurrence of the JSON key `key` (quoted) has a value other than `null`.
+fn has_non_null(data: &str, key: &str) -> bool {
+    data.match_indices(key).any(|(at, _)| {
+        let rest = data[at + key.len()..].trim_start();
+        let rest = rest.strip_prefix(':').unwrap_or(rest).trim_start();
+        !rest.starts_with("null")
+    })
+}
+
 /// Accumulates what a stream says about usage and how it ended, one event at a time.
 ///
 /// Lenient by design: unparsable data is ignored, so a relay never fails because of metering.
@@ -39,6 +67,9 @@ impl UsageObserver {
             if kind == StreamKind::OpenAiChat {
                 self.completed = true;
             }
+            return;
+        }
+        if !may_matter(kind, event) {
             return;
         }
         let Ok(data) = serde_json::from_str::<Value>(&event.data) else {
@@ -131,5 +162,61 @@ impl UsageObserver {
     fn set_anthropic(&mut self, parts: AnthropicUsage) {
         self.anthropic = Some(parts);
         self.usage = Some(parts.to_usage());
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod prefilter_tests {
+    use super::*;
+
+    fn event(name: Option<&str>, data: &str) -> SseEvent {
+        SseEvent {
+            event: name.map(str::to_string),
+            data: data.to_string(),
+            raw: bytes::Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn only_events_that_can_carry_usage_or_an_end_are_parsed() {
+        let chat = StreamKind::OpenAiChat;
+        assert!(!may_matter(
+            chat,
+            &event(
+                None,
+                r#"{"choices":[{"delta":{"content":"\"usage\""},"finish_reason":null}]}"#
+            )
+        ));
+        assert!(may_matter(
+            chat,
+            &event(
+                None,
+                r#"{"choices":[{"delta":{},"finish_reason": "stop"}]}"#
+            )
+        ));
+        assert!(may_matter(
+            chat,
+            &event(None, r#"{"choices":[],"usage":{"prompt_tokens":1}}"#)
+        ));
+        let anthropic = StreamKind::Anthropic;
+        assert!(!may_matter(
+            anthropic,
+            &event(Some("content_block_delta"), "{}")
+        ));
+        assert!(may_matter(anthropic, &event(Some("message_delta"), "{}")));
+        assert!(may_matter(
+            anthropic,
+            &event(None, r#"{"type":"message_stop"}"#)
+        ));
+        let responses = StreamKind::OpenAiResponses;
+        assert!(!may_matter(
+            responses,
+            &event(Some("response.output_text.delta"), "{}")
+        ));
+        assert!(may_matter(
+            responses,
+            &event(Some("response.completed"), "{}")
+        ));
     }
 }

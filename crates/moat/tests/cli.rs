@@ -1,0 +1,215 @@
+//! The real `moat` binary: config check, key management and `serve` with graceful shutdown.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use moat_testkit::SimUpstream;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn moat() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_moat"));
+    c.env("MOAT_LOG", "info").env_remove("MOAT_LOG_FORMAT");
+    c
+}
+
+fn write_config(dir: &Path, openai_url: &str) -> std::path::PathBuf {
+    let path = dir.join("moat.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"[server]
+listen = "127.0.0.1:0"
+shutdown_grace = "5s"
+[store]
+path = "keys.db"
+[[providers]]
+name = "sim"
+kind = "openai"
+base_url = "{openai_url}"
+api_key = "${{SIM_KEY:-unused}}"
+[[models]]
+name = "gpt"
+targets = [{{ provider = "sim", model = "sim-gpt" }}]
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn config_check_accepts_the_example_and_lists_every_error_of_a_bad_file() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/moat.toml");
+    let ok = moat()
+        .args(["config", "check", "--config", example])
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("ANTHROPIC_API_KEY", "sk-ant-test")
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok (2 providers, 2 models"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[server]\nlisten = \"nowhere\"\n[store]\npath = \"x.db\"\n[[providers]]\nname = \"p\"\nkind = \"grpc\"\nbase_url = \"http://h\"\n[[models]]\nname = \"m\"\ntargets = [{ provider = \"q\", model = \"x\" }]\n",
+    )
+    .unwrap();
+    let out = moat()
+        .args(["config", "check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:2: server.listen"), "{err}");
+    assert!(err.contains("bad.toml:7: providers[0].kind"), "{err}");
+    assert!(err.contains(":11: models[0].targets[0].provider"), "{err}");
+}
+
+#[test]
+fn keys_are_created_listed_without_secrets_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "http://127.0.0.1:9/v1");
+    let out = moat()
+        .args([
+            "keys",
+            "create",
+            "--account",
+            "acme",
+            "--models",
+            "gpt",
+            "--cidr",
+            "10.0.0.0/8",
+            "--expires-in",
+            "30d",
+            "--json",
+            "--config",
+        ])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (id, key) = (
+        created["id"].as_str().unwrap(),
+        created["key"].as_str().unwrap(),
+    );
+    assert!(key.starts_with(&format!("moat_{id}_")));
+
+    let list = moat()
+        .args(["keys", "list", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(!text.contains(key), "the key itself is never listed");
+    let row: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(row["account"], "acme");
+    assert_eq!(row["models"], serde_json::json!(["gpt"]));
+    assert_eq!(row["cidrs"], serde_json::json!(["10.0.0.0/8"]));
+    assert_eq!(row["state"], "active");
+    let db = std::fs::read(dir.path().join("keys.db")).unwrap();
+    assert!(
+        !db.windows(key.len()).any(|w| w == key.as_bytes()),
+        "only the hash is stored"
+    );
+
+    assert!(moat()
+        .args(["keys", "revoke", "--config"])
+        .arg(&config)
+        .arg(id)
+        .status()
+        .unwrap()
+        .success());
+    let list = moat()
+        .args(["keys", "list", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).contains("\"state\":\"revoked\""));
+    assert!(!moat()
+        .args(["keys", "revoke", "--config"])
+        .arg(&config)
+        .arg("nope")
+        .status()
+        .unwrap()
+        .success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_relays_and_stops_cleanly_on_sigterm() {
+    let sim = SimUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim.openai_base_url());
+    let out = moat()
+        .args(["keys", "create", "--account", "a", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let mut child = moat()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("addr=").nth(1) {
+                let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("moat serve did not report its address");
+
+    let client = reqwest::Client::new();
+    let body = serde_json::json!({"model": "gpt", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3});
+    let r = client
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["usage"]["completion_tokens"],
+        3
+    );
+
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.success(),
+        "moat serve exited with {status} on SIGTERM"
+    );
+}
