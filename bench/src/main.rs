@@ -16,7 +16,7 @@ use moat_config::{
     Config, KeysConfig, ModelConfig, ProviderConfig, ServerConfig, StoreConfig, TargetConfig,
 };
 use moat_core::{Protocol, Secret};
-use moat_policy::{generate_key, KeyRecord};
+use moat_policy::generate_key;
 use moat_proxy::{AppState, Gateway};
 use moat_store::{KeyStore, MemoryStore};
 use moat_testkit::{SimOptions, SimUpstream};
@@ -72,17 +72,7 @@ fn main() -> anyhow::Result<()> {
     }))?;
     let store = Arc::new(MemoryStore::new());
     let key = generate_key();
-    let record = KeyRecord {
-        id: key.id.clone(),
-        hash: key.hash,
-        account: "bench".into(),
-        workflow: None,
-        models: vec![],
-        cidrs: vec![],
-        created_at: 0,
-        expires_at: None,
-        revoked_at: None,
-    };
+    let record = key.record("bench", 0);
     gw_rt.block_on(store.insert_key(&record))?;
     let state = AppState::new(config(&sim), store);
     let gateway = gw_rt.block_on(Gateway::start(state, "127.0.0.1:0".parse()?))?;

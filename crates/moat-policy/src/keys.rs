@@ -85,6 +85,24 @@ pub struct GeneratedKey {
     pub hash: KeyHash,
 }
 
+impl GeneratedKey {
+    /// The record to store for this key: owned by `account`, created at `created_at` (Unix
+    /// seconds), with no scope limits yet (every model, any source, no expiry).
+    pub fn record(&self, account: &str, created_at: i64) -> KeyRecord {
+        KeyRecord {
+            id: self.id.clone(),
+            hash: self.hash,
+            account: account.to_string(),
+            workflow: None,
+            models: Vec::new(),
+            cidrs: Vec::new(),
+            created_at,
+            expires_at: None,
+            revoked_at: None,
+        }
+    }
+}
+
 /// Generates a new random key from the operating system's CSPRNG.
 pub fn generate_key() -> GeneratedKey {
     let mut rng = rand::rngs::OsRng;

@@ -119,17 +119,7 @@ mod tests {
     async fn only_the_exact_key_authenticates_and_revocation_shows_after_the_ttl() {
         let store = Arc::new(MemoryStore::new());
         let g = generate_key();
-        let record = KeyRecord {
-            id: g.id.clone(),
-            hash: g.hash,
-            account: "a".into(),
-            workflow: None,
-            models: vec![],
-            cidrs: vec![],
-            created_at: 0,
-            expires_at: None,
-            revoked_at: None,
-        };
+        let record = g.record("a", 0);
         store.insert_key(&record).await.unwrap();
         let cache = KeyCache::new(store.clone(), Duration::ZERO);
         assert_eq!(cache.authenticate(g.key.expose()).await.unwrap().id, g.id);

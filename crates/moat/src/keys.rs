@@ -87,9 +87,6 @@ pub async fn create(
         None => None,
     };
     let record = KeyRecord {
-        id: generated.id.clone(),
-        hash: generated.hash,
-        account: args.account.clone(),
         workflow: args.workflow.clone(),
         models: args
             .models
@@ -98,9 +95,8 @@ pub async fn create(
             .cloned()
             .collect(),
         cidrs: args.cidr.clone(),
-        created_at: now,
         expires_at,
-        revoked_at: None,
+        ..generated.record(&args.account, now)
     };
     store.insert_key(&record).await?;
     Ok((generated.id, generated.key.expose().clone()))

@@ -129,15 +129,11 @@ impl Harness {
     pub async fn create_key(&self, scope: KeyScope) -> String {
         let g = generate_key();
         let record = KeyRecord {
-            id: g.id.clone(),
-            hash: g.hash,
-            account: "acct".into(),
-            workflow: None,
             models: scope.models,
             cidrs: scope.cidrs.iter().map(|c| c.parse().unwrap()).collect(),
-            created_at: 0,
             expires_at: scope.expires_at,
             revoked_at: scope.revoked_at,
+            ..g.record("acct", 0)
         };
         self.store.insert_key(&record).await.unwrap();
         g.key.expose().clone()
