@@ -19,6 +19,7 @@ pub(crate) struct RawServer {
     pub max_body_bytes: Option<Spanned<u64>>,
     pub shutdown_grace: Option<Any>,
     pub read_timeout: Option<Any>,
+    pub stream_keepalive: Option<Any>,
 }
 
 /// `[store]`.

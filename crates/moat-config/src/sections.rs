@@ -90,6 +90,12 @@ pub(crate) fn server(ctx: &mut Ctx<'_>, element: Option<&Element<RawServer>>) ->
         ServerConfig::DEFAULT_READ_TIMEOUT,
         Zero::Rejected,
     );
+    out.stream_keepalive = ctx.duration(
+        raw.stream_keepalive.as_ref(),
+        &e.field("stream_keepalive"),
+        ServerConfig::DEFAULT_STREAM_KEEPALIVE,
+        Zero::Rejected,
+    );
     out
 }
 

@@ -44,6 +44,9 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Longest time allowed to read one request body; default 60s.
     pub read_timeout: Duration,
+    /// While an upstream stream is silent, a `: keep-alive` comment goes to the client this often,
+    /// so proxies and clients do not drop a stream whose model is thinking; default 15s.
+    pub stream_keepalive: Duration,
 }
 
 impl ServerConfig {
@@ -56,6 +59,8 @@ impl ServerConfig {
     pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
     /// The default request body read timeout.
     pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+    /// The default keep-alive interval of streams.
+    pub const DEFAULT_STREAM_KEEPALIVE: Duration = Duration::from_secs(15);
 }
 
 impl Default for ServerConfig {
@@ -65,6 +70,7 @@ impl Default for ServerConfig {
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
             shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
             read_timeout: Self::DEFAULT_READ_TIMEOUT,
+            stream_keepalive: Self::DEFAULT_STREAM_KEEPALIVE,
         }
     }
 }

@@ -67,8 +67,8 @@ fn example_config_names_both_missing_keys() {
     assert_eq!(
         found,
         vec![
-            (Some(27), "providers[0].api_key"),
-            (Some(37), "providers[1].api_key")
+            (Some(28), "providers[0].api_key"),
+            (Some(38), "providers[1].api_key")
         ]
     );
     assert!(err.errors[0]

@@ -54,7 +54,7 @@ fn syntax_errors_have_a_line() {
 fn unknown_fields_are_named_with_the_allowed_ones() {
     assert_eq!(
         errors(&with("[server]\nlisten = \"127.0.0.1:1\"\nport = 4000\n")),
-        ["line 12: server.port: unknown field `port`, expected one of `listen`, `max_body_bytes`, `shutdown_grace`, `read_timeout`"]
+        ["line 12: server.port: unknown field `port`, expected one of `listen`, `max_body_bytes`, `shutdown_grace`, `read_timeout`, `stream_keepalive`"]
     );
     assert_eq!(
         errors(&with("[keys]\nttl = \"1s\"\n")),

@@ -33,6 +33,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(s.max_body_bytes, 33_554_432);
     assert_eq!(s.shutdown_grace, Duration::from_secs(30));
     assert_eq!(s.read_timeout, Duration::from_secs(60));
+    assert_eq!(s.stream_keepalive, Duration::from_secs(15));
     assert_eq!(KeysConfig::default().cache_ttl, Duration::from_secs(5));
 }
 
@@ -60,6 +61,7 @@ listen = "0.0.0.0:8080"
 max_body_bytes = 1024
 shutdown_grace = "0s"
 read_timeout = "1m 30s"
+stream_keepalive = "5s"
 
 [store]
 path = "/data/moat.db"
@@ -88,6 +90,7 @@ targets = [
     assert_eq!(config.server.max_body_bytes, 1024);
     assert_eq!(config.server.shutdown_grace, Duration::ZERO);
     assert_eq!(config.server.read_timeout, Duration::from_secs(90));
+    assert_eq!(config.server.stream_keepalive, Duration::from_secs(5));
     assert_eq!(config.store.path, PathBuf::from("/data/moat.db"));
     assert_eq!(config.keys.cache_ttl, Duration::from_millis(250));
 

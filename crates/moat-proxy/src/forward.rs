@@ -31,6 +31,8 @@ pub struct Exchange {
     pub query: Option<String>,
     /// Unix seconds at arrival, for `created` fields of translated responses.
     pub created: i64,
+    /// Keep-alive interval for a streamed answer.
+    pub keepalive: std::time::Duration,
 }
 
 impl Exchange {
@@ -170,6 +172,7 @@ async fn attempt(
         created: exchange.created,
         client_wants_usage: exchange.peek.include_usage,
         wants_base64: exchange.peek.wants_base64,
+        keepalive: exchange.keepalive,
     };
     if exchange.peek.stream && is_sse {
         return Ok(Attempted::Streaming(Box::new(move |record| {

@@ -137,6 +137,7 @@ async fn run(
         headers: parts.headers,
         query: parts.uri.query().map(str::to_string),
         created: state.clock.now_secs(),
+        keepalive: state.config.server.stream_keepalive,
     };
     forward(exchange, plan, record).await
 }

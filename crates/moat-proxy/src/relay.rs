@@ -26,8 +26,6 @@ use std::time::Duration;
 
 /// Largest upstream body read into memory for a non-streamed answer.
 const MAX_UPSTREAM_BODY: usize = 64 << 20;
-/// Silence after which a comment line keeps the client's connection and proxies alive.
-const KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// What the relay needs to know about the attempt that answered.
 pub struct RelayContext {
@@ -45,6 +43,8 @@ pub struct RelayContext {
     pub client_wants_usage: bool,
     /// Whether the client asked for base64 embeddings.
     pub wants_base64: bool,
+    /// How often a silent stream gets a keep-alive comment.
+    pub keepalive: Duration,
 }
 
 /// Reads an upstream error response into a `GatewayError` that keeps its status and body.
@@ -281,6 +281,7 @@ struct Relay {
     shape: Shape,
     out: VecDeque<Bytes>,
     idle: Duration,
+    keepalive: Duration,
     silent: Duration,
     finished: bool,
     error: Option<&'static str>,
@@ -345,6 +346,7 @@ pub fn stream(
         shape,
         out: VecDeque::new(),
         idle: ctx.provider.idle_timeout,
+        keepalive: ctx.keepalive,
         silent: Duration::ZERO,
         finished: false,
         error: None,
@@ -386,7 +388,7 @@ impl Relay {
     /// Waits for upstream bytes, sending keep-alive comments through long silences, and turns what
     /// arrives into client frames.
     async fn pull(&mut self) {
-        let wait = KEEPALIVE.min(self.idle.saturating_sub(self.silent));
+        let wait = self.keepalive.min(self.idle.saturating_sub(self.silent));
         match tokio::time::timeout(wait, self.upstream.next()).await {
             Ok(Some(Ok(chunk))) => {
                 self.silent = Duration::ZERO;

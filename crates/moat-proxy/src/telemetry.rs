@@ -114,18 +114,21 @@ impl RequestRecord {
             handles.input_tokens.record(u.input_tokens as f64);
             handles.output_tokens.record(u.output_tokens as f64);
         }
+        // Strings moat itself chose go as Display (`%`), which skips Debug's char-by-char escaping
+        // on a line written for every request; the model name comes from the client, so it keeps
+        // Debug's escaping and cannot forge log lines.
         tracing::info!(
             target: "moat::request",
             request_id = %self.request_id,
-            operation = self.operation,
+            operation = %self.operation,
             model,
-            provider,
-            response_model = self.response_model.as_deref().unwrap_or(""),
-            key_id = self.key_id.as_deref().unwrap_or(""),
-            account = self.account.as_deref().unwrap_or(""),
+            provider = %provider,
+            response_model = %self.response_model.as_deref().unwrap_or(""),
+            key_id = %self.key_id.as_deref().unwrap_or(""),
+            account = %self.account.as_deref().unwrap_or(""),
             attempts = self.attempts,
             status,
-            error = error.unwrap_or(""),
+            error = %error.unwrap_or(""),
             input_tokens = usage.map_or(0, |u| u.input_tokens),
             output_tokens = usage.map_or(0, |u| u.output_tokens),
             duration_us = elapsed.as_micros() as u64,

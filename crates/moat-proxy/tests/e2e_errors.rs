@@ -365,3 +365,29 @@ async fn a_complete_stream_without_done_is_finished_promptly() {
     });
     assert!(finish.is_some());
 }
+
+#[tokio::test]
+async fn a_silent_stream_gets_keep_alive_comments_not_data_lines() {
+    let h = Harness::start().await;
+    let mut body = chat("gpt");
+    body["stream"] = json!(true);
+    // Headers at once, first event after 500 ms; keep-alive is every 100 ms in the harness.
+    h.sim
+        .push_fault(Fault::SlowFirstToken(Duration::from_millis(500)));
+    let text = h
+        .openai("/v1/chat/completions", &body)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let comments = text.matches(": keep-alive\n\n").count();
+    assert!(comments >= 2, "{text}");
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    let events = common::parse_sse(&text);
+    assert!(
+        events
+            .iter()
+            .all(|e| e.data == "[DONE]" || e.json().is_object()),
+        "keep-alives are comments, never data"
+    );
+}

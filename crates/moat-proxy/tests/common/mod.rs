@@ -59,6 +59,7 @@ pub fn config(sim: &SimUpstream, dead_port: u16) -> Config {
             max_body_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(5),
             read_timeout: Duration::from_secs(5),
+            stream_keepalive: Duration::from_millis(100),
         },
         store: StoreConfig {
             path: "unused.db".into(),
