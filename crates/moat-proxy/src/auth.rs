@@ -6,6 +6,8 @@ use http::HeaderMap;
 use moat_policy::{hash_key, parse_key, KeyRecord, ScopeError};
 use moat_store::KeyStore;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -35,16 +37,25 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .find(|v| !v.is_empty())
 }
 
-/// When an id was looked up, and what was found (`None`: no such key, cached too so random ids do
-/// not reach the store each time).
-type CacheEntry = (Instant, Option<Arc<KeyRecord>>);
+/// What a lookup of one key id found, and when.
+struct CacheEntry {
+    at: Instant,
+    /// `None`: no such key; cached too, so random ids do not reach the store each time.
+    record: Option<Arc<KeyRecord>>,
+    /// A keyed fingerprint of the last presented key that matched the stored SHA-256 (0: none yet).
+    /// A repeat of that exact key skips the SHA-256, the costliest step of a cache hit; any other
+    /// key still goes through it, and forging a match means finding a 64-bit preimage of a
+    /// fingerprint keyed with a secret random to this process.
+    verified: AtomicU64,
+}
 
 /// Looks keys up by public id through a time-bounded cache. Revocations made by another process (the
 /// CLI) take effect within the TTL.
 pub struct KeyCache {
     store: Arc<dyn KeyStore>,
     ttl: Duration,
-    entries: RwLock<HashMap<String, CacheEntry>>,
+    entries: RwLock<HashMap<String, Arc<CacheEntry>>>,
+    fingerprints: RandomState,
 }
 
 impl KeyCache {
@@ -54,35 +65,46 @@ impl KeyCache {
             store,
             ttl,
             entries: RwLock::new(HashMap::new()),
+            fingerprints: RandomState::new(),
         }
     }
 
     /// The key record whose hash matches the presented key, or `InvalidKey`.
     pub async fn authenticate(&self, presented: &str) -> Result<Arc<KeyRecord>, GatewayError> {
         let id = parse_key(presented).ok_or(ScopeError::InvalidKey)?;
-        let record = match self.cached(id) {
+        let entry = match self.cached(id) {
             Some(hit) => hit,
             None => {
-                let found = self.store.get_key(id).await?.map(Arc::new);
-                self.remember(id, found.clone());
-                found
+                let record = self.store.get_key(id).await?.map(Arc::new);
+                let entry = Arc::new(CacheEntry {
+                    at: Instant::now(),
+                    record,
+                    verified: AtomicU64::new(0),
+                });
+                self.remember(id, Arc::clone(&entry));
+                entry
             }
         };
-        let record = record.ok_or(ScopeError::InvalidKey)?;
+        let record = entry.record.clone().ok_or(ScopeError::InvalidKey)?;
+        let fingerprint = self.fingerprints.hash_one(presented) | 1;
+        if entry.verified.load(Ordering::Relaxed) == fingerprint {
+            return Ok(record);
+        }
         if record.hash.matches(&hash_key(presented)) {
+            entry.verified.store(fingerprint, Ordering::Relaxed);
             Ok(record)
         } else {
             Err(ScopeError::InvalidKey.into())
         }
     }
 
-    fn cached(&self, id: &str) -> Option<Option<Arc<KeyRecord>>> {
+    fn cached(&self, id: &str) -> Option<Arc<CacheEntry>> {
         let entries = self.entries.read().ok()?;
-        let (at, record) = entries.get(id)?;
-        (at.elapsed() < self.ttl).then(|| record.clone())
+        let entry = entries.get(id)?;
+        (entry.at.elapsed() < self.ttl).then(|| Arc::clone(entry))
     }
 
-    fn remember(&self, id: &str, record: Option<Arc<KeyRecord>>) {
+    fn remember(&self, id: &str, entry: Arc<CacheEntry>) {
         if self.ttl.is_zero() {
             return;
         }
@@ -90,7 +112,7 @@ impl KeyCache {
             if entries.len() >= MAX_CACHED {
                 entries.clear();
             }
-            entries.insert(id.to_string(), (Instant::now(), record));
+            entries.insert(id.to_string(), entry);
         }
     }
 }
