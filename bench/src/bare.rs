@@ -1,9 +1,10 @@
-//! A bare reverse proxy: hyper server in, pooled hyper client out, bytes copied, nothing inspected.
+//! A bare reverse proxy: hyper server in, pooled hyper client out, the answer's body streamed
+//! through as it arrives, nothing inspected.
 //! It is the floor any proxy pays on this machine (one more loopback hop, one more task wake-up), so
 //! the report can say how far moat sits above it.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -43,7 +44,7 @@ async fn forward(
     client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     upstream: SocketAddr,
     req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+) -> Response<Either<Incoming, Full<Bytes>>> {
     let (mut parts, body) = req.into_parts();
     let path = parts
         .uri
@@ -63,15 +64,11 @@ async fn forward(
     else {
         return error();
     };
-    let (parts, body) = response.into_parts();
-    match body.collect().await {
-        Ok(b) => Response::from_parts(parts, Full::new(b.to_bytes())),
-        Err(_) => error(),
-    }
+    response.map(Either::Left)
 }
 
-fn error() -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(b"bad gateway")));
+fn error() -> Response<Either<Incoming, Full<Bytes>>> {
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from_static(b"bad gateway"))));
     *r.status_mut() = hyper::StatusCode::BAD_GATEWAY;
     r
 }

@@ -373,8 +373,18 @@ impl Relay {
     /// The next bytes for the client, or `None` when the stream is over.
     async fn next_frame(&mut self) -> Option<Bytes> {
         loop {
-            if let Some(frame) = self.out.pop_front() {
-                return Some(frame);
+            // Everything one upstream read produced goes out as one body chunk: one write to the
+            // client instead of one per event.
+            match self.out.len() {
+                0 => {}
+                1 => return self.out.pop_front(),
+                _ => {
+                    let mut joined = BytesMut::with_capacity(self.out.iter().map(Bytes::len).sum());
+                    for frame in self.out.drain(..) {
+                        joined.extend_from_slice(&frame);
+                    }
+                    return Some(joined.freeze());
+                }
             }
             if self.finished {
                 let usage = self.observer.usage();
@@ -519,7 +529,8 @@ impl Relay {
 /// The chunk OpenAI sends for `include_usage`: no choices, only usage.
 fn is_usage_only_chunk(event: &SseEvent) -> bool {
     let data = event.data.as_str();
-    if !data.contains("\"usage\"") {
+    // Every chunk of a metered stream says `"usage": null`; only parse one that says more.
+    if !moat_protocol::usage::has_usage(data) {
         return false;
     }
     match serde_json::from_str::<Value>(data) {

@@ -114,10 +114,7 @@ impl SseDecoder {
     /// Finds the next complete line after `scanned`: `(line end, start of the following line)`.
     fn find_line(&mut self, eof: bool) -> Option<(usize, usize)> {
         let from = self.search_from.max(self.scanned);
-        let found = self.buf[from..]
-            .iter()
-            .position(|&b| b == b'\n' || b == b'\r')
-            .map(|offset| from + offset);
+        let found = memchr::memchr2(b'\n', b'\r', &self.buf[from..]).map(|offset| from + offset);
         let Some(end) = found else {
             self.search_from = self.buf.len();
             let has_rest = self.buf.len() > self.scanned;

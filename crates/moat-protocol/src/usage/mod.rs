@@ -5,7 +5,7 @@ mod observer;
 
 pub use answer::AnswerKind;
 
-pub use observer::{StreamKind, UsageObserver};
+pub use observer::{has_non_null, has_usage, StreamKind, UsageObserver};
 
 use serde_json::{json, Value};
 

@@ -1,6 +1,8 @@
 //! Watches a response stream on the side and keeps its usage, stop reason and clean ending.
 
+use memchr::memmem::Finder;
 use serde_json::Value;
+use std::sync::LazyLock;
 
 use super::{AnthropicUsage, Usage};
 use crate::sse::SseEvent;
@@ -21,9 +23,8 @@ pub enum StreamKind {
 fn may_matter(kind: StreamKind, event: &SseEvent) -> bool {
     let data = event.data.as_str();
     match kind {
-        StreamKind::OpenAiChat => {
-            data.contains("\"usage\"") || has_non_null(data, "\"finish_reason\"")
-        }
+        // OpenAI sends `"usage": null` on every chunk of a metered stream: only a non-null one counts.
+        StreamKind::OpenAiChat => has_usage(data) || has_finish_reason(data),
         StreamKind::Anthropic => match event.event.as_deref() {
             Some(name) => matches!(name, "message_start" | "message_delta" | "message_stop"),
             None => !data.contains("\"content_block_"),
@@ -35,10 +36,28 @@ fn may_matter(kind: StreamKind, event: &SseEvent) -> bool {
     }
 }
 
-/// Whether some occurrence of the JSON key `key` (quoted) has a value other than `null`.
-fn has_non_null(data: &str, key: &str) -> bool {
-    data.match_indices(key).any(|(at, _)| {
-        let rest = data[at + key.len()..].trim_start();
+/// Whether some occurrence of the JSON key `key` (given with its quotes) in `data` has a value
+/// other than `null`. A cheap pre-check before parsing; false positives only cost the parse.
+pub fn has_non_null(data: &str, key: &str) -> bool {
+    non_null_after(data, &Finder::new(key))
+}
+
+/// Whether an OpenAI chunk carries a non-null `usage` (every chunk of a metered stream carries
+/// `"usage": null`).
+pub fn has_usage(data: &str) -> bool {
+    static USAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"usage\""));
+    non_null_after(data, &USAGE)
+}
+
+fn has_finish_reason(data: &str) -> bool {
+    static FINISH: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"finish_reason\""));
+    non_null_after(data, &FINISH)
+}
+
+fn non_null_after(data: &str, key: &Finder<'_>) -> bool {
+    let len = key.needle().len();
+    key.find_iter(data.as_bytes()).any(|at| {
+        let rest = data.get(at + len..).unwrap_or("").trim_start();
         let rest = rest.strip_prefix(':').unwrap_or(rest).trim_start();
         !rest.starts_with("null")
     })
@@ -199,6 +218,9 @@ mod prefilter_tests {
             chat,
             &event(None, r#"{"choices":[],"usage":{"prompt_tokens":1}}"#)
         ));
+        let metered_delta =
+            r#"{"choices":[{"delta":{"content":"a"},"finish_reason":null}],"usage":null}"#;
+        assert!(!may_matter(chat, &event(None, metered_delta)));
         let anthropic = StreamKind::Anthropic;
         assert!(!may_matter(
             anthropic,
