@@ -83,20 +83,20 @@ pub async fn buffered(
         timeout: false,
     };
     let translated = |v: Value| Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
+    let kind = answer_kind(ctx.endpoint, ctx.provider.kind);
     let (usage, out) = match ctx.mode {
         Mode::Passthrough(Operation::Embeddings) if ctx.wants_base64 => {
             let parsed: Value = serde_json::from_slice(&body).map_err(not_json)?;
-            let usage = usage_of(ctx.endpoint, ctx.provider.kind, &parsed);
+            let usage = usage_of(kind, &parsed);
             (usage, floats_to_base64(parsed).map_or(body, translated))
         }
         // Same protocol: the answer goes back byte for byte; only its usage fields are read.
         Mode::Passthrough(_) | Mode::EstimateTokens => {
-            let kind = answer_kind(ctx.endpoint, ctx.provider.kind);
             (Usage::from_answer(kind, &body).map_err(not_json)?, body)
         }
         Mode::ChatViaMessages => {
             let parsed: Value = serde_json::from_slice(&body).map_err(not_json)?;
-            let usage = usage_of(ctx.endpoint, ctx.provider.kind, &parsed);
+            let usage = usage_of(kind, &parsed);
             let v = translate::anthropic_to_openai_chat_response(
                 &parsed,
                 &ctx.target_model,
@@ -106,7 +106,7 @@ pub async fn buffered(
         }
         Mode::MessagesViaChat => {
             let parsed: Value = serde_json::from_slice(&body).map_err(not_json)?;
-            let usage = usage_of(ctx.endpoint, ctx.provider.kind, &parsed);
+            let usage = usage_of(kind, &parsed);
             (
                 usage,
                 translated(translate::openai_chat_to_anthropic_response(
@@ -181,11 +181,14 @@ fn answer_kind(endpoint: Endpoint, kind: Protocol) -> AnswerKind {
     }
 }
 
-fn usage_of(endpoint: Endpoint, kind: Protocol, body: &Value) -> Option<Usage> {
-    match (endpoint, kind) {
-        (Endpoint::Embeddings, _) => Usage::from_openai_embeddings(body),
-        (Endpoint::Responses, _) => Usage::from_openai_responses(body),
-        (Endpoint::CountTokens, _) => {
+/// The usage of an answer already parsed into a tree (translation needed the tree anyway).
+fn usage_of(kind: AnswerKind, body: &Value) -> Option<Usage> {
+    match kind {
+        AnswerKind::OpenAiChat => Usage::from_openai_chat(body),
+        AnswerKind::OpenAiEmbeddings => Usage::from_openai_embeddings(body),
+        AnswerKind::OpenAiResponses => Usage::from_openai_responses(body),
+        AnswerKind::Anthropic => body.get("usage").and_then(Usage::from_anthropic),
+        AnswerKind::AnthropicCountTokens => {
             body.get("input_tokens")
                 .and_then(Value::as_u64)
                 .map(|n| Usage {
@@ -193,8 +196,6 @@ fn usage_of(endpoint: Endpoint, kind: Protocol, body: &Value) -> Option<Usage> {
                     ..Usage::default()
                 })
         }
-        (_, Protocol::OpenAi) => Usage::from_openai_chat(body),
-        (_, Protocol::Anthropic) => body.get("usage").and_then(Usage::from_anthropic),
     }
 }
 
