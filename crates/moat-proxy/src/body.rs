@@ -230,4 +230,57 @@ mod tests {
         );
         assert_eq!(out["stream_options"], json!({"include_usage": true}));
     }
+
+    /// Mutated bodies never panic the reader, and whatever it accepts comes out of the splice as
+    /// valid JSON with the target model and every other member of the client's body intact.
+    #[test]
+    fn mutated_bodies_never_break_the_splice() {
+        let seeds = [
+            r#"{"model":"gpt","messages":[{"role":"user","content":"hi \"there\" \u00e9"}],"stream":true}"#,
+            r#" { "stream_options" : {"include_usage":false} , "model" : "m\n1", "n": 2 } "#,
+            r#"{"model":"m","stream":true,"stream_options":null,"x":[1,2,{"model":"inner"}]}"#,
+        ];
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut accepted = 0;
+        for round in 0..20_000 {
+            let mut bytes = seeds[round % seeds.len()].as_bytes().to_vec();
+            for _ in 0..(next() % 3) {
+                let at = (next() as usize) % (bytes.len() + 1);
+                match next() % 3 {
+                    0 if at < bytes.len() => {
+                        bytes.remove(at);
+                    }
+                    1 => bytes.insert(at, b"{}[]\":,0an \\"[(next() % 12) as usize]),
+                    _ if at < bytes.len() => bytes[at] = (next() % 128) as u8,
+                    _ => {}
+                }
+            }
+            let body = Bytes::from(bytes);
+            let Ok(p) = peek(&body) else { continue };
+            accepted += 1;
+            let out = passthrough(&body, &p, "up", p.stream);
+            let sent: Value = serde_json::from_slice(&out)
+                .unwrap_or_else(|e| panic!("{e}: {:?} -> {:?}", body, out));
+            assert_eq!(sent["model"], "up", "{body:?}");
+            let original: Value = serde_json::from_slice(&body).unwrap();
+            for (k, v) in original.as_object().unwrap() {
+                if k != "model" && k != "stream_options" {
+                    assert_eq!(&sent[k], v, "{body:?}");
+                }
+            }
+            if p.stream {
+                assert_eq!(sent["stream_options"]["include_usage"], true, "{body:?}");
+            }
+        }
+        assert!(
+            accepted > 1_000,
+            "the mutations must leave many bodies valid: {accepted}"
+        );
+    }
 }
