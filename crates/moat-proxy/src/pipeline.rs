@@ -114,6 +114,7 @@ async fn run(
     .await?;
     let peek = crate::body::peek(&bytes)?;
     record.model = Some(peek.model.clone());
+    record.model_configured = state.routes.contains(&peek.model);
     if peek.stream && !endpoint.streams() {
         let message = format!("{} does not support streaming", endpoint.operation());
         return Err(GatewayError::invalid(message, Some("stream")));

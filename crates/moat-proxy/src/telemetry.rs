@@ -53,6 +53,9 @@ pub struct RequestRecord {
     pub operation: &'static str,
     /// Model the client asked for.
     pub model: Option<String>,
+    /// Whether `model` is a configured model name. Only configured names become metric labels:
+    /// the client chooses the string, and each new label set is a new time series.
+    pub model_configured: bool,
     /// Provider that answered.
     pub provider: Option<Arc<str>>,
     /// Provider model that answered.
@@ -75,6 +78,7 @@ impl RequestRecord {
             request_id,
             operation,
             model: None,
+            model_configured: false,
             provider: None,
             response_model: None,
             key_id: None,
@@ -101,9 +105,13 @@ impl RequestRecord {
         let elapsed = self.started.elapsed();
         let model = self.model.as_deref().unwrap_or("");
         let provider = self.provider.as_deref().unwrap_or("");
+        let model_label = match (model.is_empty(), self.model_configured) {
+            (true, _) | (false, true) => model,
+            (false, false) => UNCONFIGURED_MODEL,
+        };
         let handles = handles(HandleKey {
             operation: self.operation,
-            model: model.to_string(),
+            model: model_label.to_string(),
             provider: provider.to_string(),
             status,
             error: error.unwrap_or(""),
@@ -156,7 +164,11 @@ struct Handles {
     output_tokens: metrics::Histogram,
 }
 
-/// Label sets seen so far; bounded by configured models x providers x statuses x error kinds.
+/// The metric label for a model name that is not configured (a typo, a probe, a random string).
+const UNCONFIGURED_MODEL: &str = "unconfigured";
+
+/// Label sets seen so far; bounded by configured models x providers x statuses x error kinds,
+/// because client model names outside the config share one label.
 static HANDLES: OnceLock<RwLock<HashMap<HandleKey, Arc<Handles>>>> = OnceLock::new();
 
 fn handles(key: HandleKey) -> Arc<Handles> {

@@ -20,6 +20,9 @@ async fn health_readiness_and_metrics() {
     let body =
         json!({"model": "gpt", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3});
     assert_eq!(h.openai("/v1/chat/completions", &body).await.status(), 200);
+    // A model name the client invents must not become a label: each would be a new time series.
+    let probe = json!({"model": "probe-7f3a9c", "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(h.openai("/v1/chat/completions", &probe).await.status(), 404);
     let text = h
         .http
         .get(h.url("/metrics"))
@@ -37,6 +40,11 @@ async fn health_readiness_and_metrics() {
         assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
     }
     assert!(text.contains(r#"gen_ai_request_model="gpt""#));
+    assert!(!text.contains("probe-7f3a9c"), "{text}");
+    assert!(
+        text.contains(r#"gen_ai_request_model="unconfigured""#),
+        "{text}"
+    );
     assert!(text.contains(r#"gen_ai_provider_name="oa""#));
 }
 
