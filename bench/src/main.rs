@@ -74,7 +74,7 @@ fn main() -> anyhow::Result<()> {
     let key = generate_key();
     let record = key.record("bench", 0);
     gw_rt.block_on(store.insert_key(&record))?;
-    let state = AppState::new(config(&sim), store);
+    let state = AppState::new(config(&sim), store)?;
     let gateway = gw_rt.block_on(Gateway::start(state, "127.0.0.1:0".parse()?))?;
 
     let (model_direct, model_gateway) = if args.translate {
@@ -184,6 +184,9 @@ fn config(sim: &SimUpstream) -> Config {
             model("gpt", "oa", "sim-gpt"),
             model("claude", "an", "sim-claude"),
         ],
+        filters: vec![],
+        params: Default::default(),
+        tiers: vec![],
     }
 }
 

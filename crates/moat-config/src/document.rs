@@ -1,8 +1,9 @@
 //! Reads the TOML document section by section, so one broken table never hides errors in another.
 //!
 //! serde stops at the first error of a deserialize call. We therefore deserialize `[server]`,
-//! `[store]`, `[keys]` and every `[[providers]]` / `[[models]]` element on its own, and when one
-//! fails we report the error, drop the offending key from that table and try again, until it reads.
+//! `[store]`, `[keys]`, `[params]` and every `[[providers]]` / `[[models]]` / `[[filters]]` /
+//! `[[tiers]]` element on its own, and when one fails we report the error, drop the offending key
+//! from that table and try again, until it reads.
 
 use std::ops::Range;
 
@@ -10,7 +11,9 @@ use serde::de::{DeserializeOwned, IntoDeserializer};
 use toml_edit::{ImDocument, Item, Key, Value};
 
 use crate::error::{one_line, Errors};
-use crate::raw::{RawKeys, RawModel, RawProvider, RawServer, RawStore};
+use crate::raw::{
+    RawFilter, RawKeys, RawModel, RawParams, RawProvider, RawServer, RawStore, RawTier,
+};
 
 /// The top-level sections, each read as far as it could be.
 #[derive(Default)]
@@ -29,6 +32,14 @@ pub(crate) struct Document {
     pub models: Vec<Element<RawModel>>,
     /// Whether every `[[models]]` element could be read.
     pub all_models_read: bool,
+    /// The readable `[[filters]]` elements.
+    pub filters: Vec<Element<RawFilter>>,
+    /// `[params]`, or `None` when absent or unreadable (already reported).
+    pub params: Option<Element<RawParams>>,
+    /// The readable `[[tiers]]` elements.
+    pub tiers: Vec<Element<RawTier>>,
+    /// Whether every `[[tiers]]` element could be read.
+    pub all_tiers_read: bool,
 }
 
 /// One table read into its raw type, with what the conversion needs to place errors.
@@ -83,6 +94,7 @@ pub(crate) fn read(text: &str, errors: &mut Errors<'_>) -> Option<Document> {
     let mut out = Document {
         all_providers_read: true,
         all_models_read: true,
+        all_tiers_read: true,
         ..Document::default()
     };
     for (name, item) in root.iter() {
@@ -95,10 +107,14 @@ pub(crate) fn read(text: &str, errors: &mut Errors<'_>) -> Option<Document> {
                 (out.providers, out.all_providers_read) = array(item, key_span, name, errors);
             }
             "models" => (out.models, out.all_models_read) = array(item, key_span, name, errors),
+            "filters" => out.filters = array(item, key_span, name, errors).0,
+            "params" => out.params = element(item, key_span, name.to_string(), errors),
+            "tiers" => (out.tiers, out.all_tiers_read) = array(item, key_span, name, errors),
             other => errors.push(
                 key_span,
                 key_name(other),
-                "unknown section; expected [server], [store], [keys], [[providers]] or [[models]]",
+                "unknown section; expected [server], [store], [keys], [[providers]], [[models]], \
+                 [[filters]], [params] or [[tiers]]",
             ),
         }
     }

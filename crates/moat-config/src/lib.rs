@@ -7,7 +7,8 @@
 //! 2. `sections`: interpolate environment variables into string values (after parsing, so a
 //!    value can never inject TOML) and check each field.
 //! 3. `references`: check names across sections (duplicates, unknown providers and models,
-//!    fallback cycles).
+//!    fallback cycles); `guard` does the same for filters and tiers (duplicate names, an account
+//!    in two tiers, filters naming unknown tiers).
 //!
 //! Every error names a line and a field; [`parse`] returns a [`Config`] only when there are none.
 //!
@@ -32,6 +33,7 @@ mod context;
 mod document;
 mod env;
 mod error;
+mod guard;
 mod raw;
 mod references;
 mod sections;
@@ -42,7 +44,8 @@ use std::path::Path;
 pub use env::{Env, MapEnv, ProcessEnv};
 pub use error::{ConfigError, ConfigErrors};
 pub use types::{
-    Config, KeysConfig, ModelConfig, ProviderConfig, ServerConfig, StoreConfig, TargetConfig,
+    AppliesTo, Config, FilterAction, FilterConfig, KeysConfig, ModelConfig, ParamsConfig,
+    ProviderConfig, ServerConfig, StoreConfig, TargetConfig, TierConfig,
 };
 
 /// Reads and validates the config file at `path`; relative paths inside resolve against its directory.
@@ -97,6 +100,19 @@ pub fn parse(
         &models,
         all_models_named,
     );
+    let filters: Vec<_> = doc
+        .filters
+        .iter()
+        .map(|f| guard::filter(&mut ctx, f))
+        .collect();
+    let params = guard::params(&mut ctx, doc.params.as_ref());
+    let tiers: Vec<_> = doc
+        .tiers
+        .iter()
+        .map(|t| guard::tier(&mut ctx, t, &params))
+        .collect();
+    let all_tiers_named = doc.all_tiers_read && tiers.iter().all(|t| t.name.is_some());
+    guard::check(&mut ctx.errors, &filters, &tiers, all_tiers_named);
 
     if !ctx.errors.is_empty() {
         return Err(ConfigErrors::new(origin, ctx.errors.into_vec()));
@@ -107,5 +123,8 @@ pub fn parse(
         keys,
         providers: providers.into_iter().map(|p| p.config).collect(),
         models: models.into_iter().map(|m| m.config).collect(),
+        filters: filters.into_iter().map(|f| f.config).collect(),
+        params,
+        tiers: tiers.into_iter().map(|t| t.config).collect(),
     })
 }

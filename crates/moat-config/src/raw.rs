@@ -70,3 +70,36 @@ pub(crate) struct RawTarget {
     pub model: Spanned<String>,
     pub weight: Option<Spanned<u32>>,
 }
+
+/// One `[[filters]]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFilter {
+    pub name: Option<Spanned<String>>,
+    pub file: Option<Spanned<String>>,
+    pub action: Option<Spanned<String>>,
+    pub applies_to: Option<Spanned<Vec<Spanned<String>>>>,
+    pub tiers: Option<Vec<Spanned<String>>>,
+    pub workflows: Option<Vec<Spanned<String>>>,
+}
+
+/// `[params]` or a tier's `params`. Caps stay untyped: they take an integer or `"unlimited"`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawParams {
+    pub max_top_logprobs: Option<Any>,
+    pub max_n: Option<Any>,
+    pub max_tokens: Option<Any>,
+    pub allow_logit_bias_with_logprobs: Option<Spanned<bool>>,
+    pub allow_prompt_logprobs: Option<Spanned<bool>>,
+    pub strip_reasoning: Option<Spanned<bool>>,
+}
+
+/// One `[[tiers]]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTier {
+    pub name: Option<Spanned<String>>,
+    pub accounts: Option<Vec<Spanned<String>>>,
+    pub params: Option<RawParams>,
+}

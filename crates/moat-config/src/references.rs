@@ -44,7 +44,7 @@ pub(crate) fn check(
 }
 
 /// Maps each name to the index of its first definition, reporting later duplicates.
-fn first_definitions<'a>(
+pub(crate) fn first_definitions<'a>(
     errors: &mut Errors<'_>,
     names: impl Iterator<Item = &'a Option<NameRef>>,
     what: &str,

@@ -256,7 +256,7 @@ pub(crate) fn model(ctx: &mut Ctx<'_>, e: &Element<RawModel>) -> ModelDraft {
 }
 
 /// A required, non-empty name field.
-fn name_ref<R>(
+pub(crate) fn name_ref<R>(
     ctx: &mut Ctx<'_>,
     e: &Element<R>,
     key: &str,
@@ -267,7 +267,7 @@ fn name_ref<R>(
 }
 
 /// A non-empty name with where it is written.
-fn named(ctx: &mut Ctx<'_>, value: &Spanned<String>, field: String) -> Option<NameRef> {
+pub(crate) fn named(ctx: &mut Ctx<'_>, value: &Spanned<String>, field: String) -> Option<NameRef> {
     let name = ctx.name(value, &field)?;
     Some(NameRef {
         name,
@@ -309,7 +309,7 @@ fn headers_of(
 }
 
 /// A store path: absolute as written, relative to the config file's directory, or `:memory:`.
-fn resolve(ctx: &Ctx<'_>, path: &str) -> PathBuf {
+pub(crate) fn resolve(ctx: &Ctx<'_>, path: &str) -> PathBuf {
     let p = PathBuf::from(path);
     if path == ":memory:" || p.is_absolute() {
         p

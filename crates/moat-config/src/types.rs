@@ -19,6 +19,12 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     /// The model names clients may ask for, in file order; names are unique.
     pub models: Vec<ModelConfig>,
+    /// Blocked-pattern filters, in file order; names are unique.
+    pub filters: Vec<FilterConfig>,
+    /// The parameter policy of the `default` tier.
+    pub params: ParamsConfig,
+    /// Account tiers with their own parameter policy; names are unique.
+    pub tiers: Vec<TierConfig>,
 }
 
 impl Config {
@@ -178,4 +184,132 @@ impl TargetConfig {
             weight: 1,
         }
     }
+}
+
+/// What a filter does when one of its patterns matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterAction {
+    /// Refuse the request (403) before it goes upstream.
+    Block,
+    /// Let it through, counted, logged and recorded as a flag for the detector.
+    Flag,
+}
+
+impl FilterAction {
+    /// `block` or `flag`, as written in the config and in metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FilterAction::Block => "block",
+            FilterAction::Flag => "flag",
+        }
+    }
+}
+
+/// Which texts of a request a filter reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppliesTo {
+    /// System texts (system and developer messages, instructions, Anthropic `system`).
+    pub system: bool,
+    /// User-side turns: user messages and tool results.
+    pub user: bool,
+}
+
+impl Default for AppliesTo {
+    fn default() -> Self {
+        Self {
+            system: true,
+            user: true,
+        }
+    }
+}
+
+/// `[[filters]]`: a blocked-pattern list and what to do on a match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterConfig {
+    /// Unique, non-empty name; the `filter` label of metrics and the name clients see.
+    pub name: String,
+    /// The pattern file; a relative path has been resolved against the config file's directory.
+    pub file: PathBuf,
+    /// Block or flag.
+    pub action: FilterAction,
+    /// Which texts it reads; default both.
+    pub applies_to: AppliesTo,
+    /// Account tiers it applies to (`default` included); with `workflows`, empty both means
+    /// every request, otherwise a request in any listed tier or any listed workflow.
+    pub tiers: Vec<String>,
+    /// Key workflows it applies to.
+    pub workflows: Vec<String>,
+}
+
+impl FilterConfig {
+    /// A global filter on both system and user texts.
+    pub fn new(name: impl Into<String>, file: impl Into<PathBuf>, action: FilterAction) -> Self {
+        Self {
+            name: name.into(),
+            file: file.into(),
+            action,
+            applies_to: AppliesTo::default(),
+            tiers: Vec::new(),
+            workflows: Vec::new(),
+        }
+    }
+}
+
+/// `[params]` and `[tiers.params]`: which request parameters a tier may use. The defaults are
+/// the safe ones for untrusted clients: no logit bias together with log probabilities, no prompt
+/// log probabilities, at most 5 top log probabilities and 8 choices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamsConfig {
+    /// Largest `top_logprobs`; `None` for no cap. Default 5.
+    pub max_top_logprobs: Option<u64>,
+    /// Largest `n`; `None` for no cap. Default 8.
+    pub max_n: Option<u64>,
+    /// Largest output cap (`max_tokens` and its aliases); `None` (the default) for no cap.
+    pub max_tokens: Option<u64>,
+    /// Whether `logit_bias` may come with `logprobs` or `top_logprobs` (the combination that
+    /// lets a client read logits out token by token). Default false.
+    pub allow_logit_bias_with_logprobs: bool,
+    /// Whether prompt log probabilities (`echo` with `logprobs`, `prompt_logprobs`) are allowed.
+    /// Default false.
+    pub allow_prompt_logprobs: bool,
+    /// Refuse requests that ask for reasoning output (`thinking`, `reasoning`,
+    /// `reasoning_effort`). Default false.
+    pub strip_reasoning: bool,
+}
+
+impl ParamsConfig {
+    /// The default cap on `top_logprobs`.
+    pub const DEFAULT_MAX_TOP_LOGPROBS: u64 = 5;
+    /// The default cap on `n`.
+    pub const DEFAULT_MAX_N: u64 = 8;
+}
+
+impl Default for ParamsConfig {
+    fn default() -> Self {
+        Self {
+            max_top_logprobs: Some(Self::DEFAULT_MAX_TOP_LOGPROBS),
+            max_n: Some(Self::DEFAULT_MAX_N),
+            max_tokens: None,
+            allow_logit_bias_with_logprobs: false,
+            allow_prompt_logprobs: false,
+            strip_reasoning: false,
+        }
+    }
+}
+
+/// `[[tiers]]`: a named group of accounts with its own parameter policy. Accounts in no tier are
+/// in the tier `default`, whose policy is `[params]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierConfig {
+    /// Unique name, never `default`.
+    pub name: String,
+    /// The accounts in it; an account is in at most one tier.
+    pub accounts: Vec<String>,
+    /// Its policy: `[tiers.params]` with every omitted field taken from `[params]`.
+    pub params: ParamsConfig,
+}
+
+impl TierConfig {
+    /// The name of the tier of accounts that are in no `[[tiers]]`.
+    pub const DEFAULT: &'static str = "default";
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use moat_config::{load, parse, MapEnv, ServerConfig, TargetConfig};
+use moat_config::{load, parse, FilterAction, MapEnv, ParamsConfig, ServerConfig, TargetConfig};
 use moat_core::Protocol;
 
 fn example_path() -> PathBuf {
@@ -54,6 +54,18 @@ fn example_config_parses() {
     );
     assert!(claude.fallbacks.is_empty());
     assert!(config.model("gpt-5").is_none());
+
+    assert_eq!(config.filters.len(), 1);
+    let extraction = &config.filters[0];
+    assert_eq!(extraction.name, "extraction");
+    assert_eq!(extraction.action, FilterAction::Block);
+    assert_eq!(
+        extraction.file,
+        path.parent().unwrap().join("../rules/extraction.txt")
+    );
+    assert!(extraction.file.is_file(), "{}", extraction.file.display());
+    assert_eq!(config.params, ParamsConfig::default());
+    assert!(config.tiers.is_empty());
 }
 
 #[test]

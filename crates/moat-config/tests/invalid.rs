@@ -76,11 +76,11 @@ fn unknown_fields_are_named_with_the_allowed_ones() {
 fn unknown_sections_are_errors() {
     assert_eq!(
         errors(&with("[sever]\nlisten = \"127.0.0.1:1\"\n")),
-        ["line 10: sever: unknown section; expected [server], [store], [keys], [[providers]] or [[models]]"]
+        ["line 10: sever: unknown section; expected [server], [store], [keys], [[providers]], [[models]], [[filters]], [params] or [[tiers]]"]
     );
     assert_eq!(
         errors("listen = \"127.0.0.1:1\"\n[store]\npath = \"x\"\n"),
-        ["line 1: listen: unknown section; expected [server], [store], [keys], [[providers]] or [[models]]"]
+        ["line 1: listen: unknown section; expected [server], [store], [keys], [[providers]], [[models]], [[filters]], [params] or [[tiers]]"]
     );
 }
 
@@ -392,4 +392,50 @@ fallbacks = ["gpt-4o", "gpt-5"]
 "#;
     let err = parse(text, "moat.toml", Path::new(""), &MapEnv::default()).unwrap_err();
     insta::assert_snapshot!(err.to_string());
+}
+
+#[test]
+fn filter_mistakes_are_reported_with_line_and_field() {
+    let text = with(
+        "[[filters]]\nname = \"x\"\nfile = \"rules/x.txt\"\naction = \"deny\"\napplies_to = [\"assistant\"]\ntiers = [\"gold\"]\n\
+         [[filters]]\nname = \"x\"\naction = \"flag\"\napplies_to = []\n\
+         [[filters]]\nname = \"y\"\nfile = \"y.txt\"\naction = \"block\"\nscope = \"all\"\n",
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "line 13: filters[0].action: unknown action \"deny\": expected \"block\" (refuse with 403) or \"flag\" (pass, count and record)",
+            "line 14: filters[0].applies_to[0]: unknown part \"assistant\": expected \"system\" or \"user\"",
+            "line 15: filters[0].tiers[0]: unknown tier \"gold\": expected \"default\" or a name from [[tiers]]",
+            "line 16: filters[1].file: missing required field",
+            "line 17: filters[1].name: duplicate filter name \"x\" (first defined on line 11)",
+            "line 19: filters[1].applies_to: must name \"system\", \"user\" or both (leave it out for both)",
+            "line 24: filters[2].scope: unknown field `scope`, expected one of `name`, `file`, `action`, `applies_to`, `tiers`, `workflows`",
+        ]
+    );
+}
+
+#[test]
+fn tier_mistakes_are_reported_with_line_and_field() {
+    let text = with(
+        "[params]\nmax_n = 0\nmax_top_logprobs = -1\nmax_tokens = \"lots\"\n\
+         [[tiers]]\nname = \"default\"\n\
+         [[tiers]]\nname = \"research\"\naccounts = [\"a\", \"b\"]\n\
+         [tiers.params]\nmax_n = true\n\
+         [[tiers]]\nname = \"gold\"\naccounts = [\"b\", \"c\", \"c\"]\n\
+         [[tiers]]\nname = \"research\"\n",
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "line 11: params.max_n: must be at least 1 (or \"unlimited\")",
+            "line 12: params.max_top_logprobs: must be at least 0 (or \"unlimited\")",
+            "line 13: params.max_tokens: invalid value \"lots\": expected an integer of at least 1, or \"unlimited\"",
+            "line 15: tiers[0].name: the tier \"default\" holds every account in no other tier; set its policy in [params] instead",
+            "line 20: tiers[1].params.max_n: expected an integer of at least 1, or \"unlimited\", found a value of type boolean",
+            "line 23: tiers[2].accounts[0]: account \"b\" is already in tier \"research\" on line 18; an account is in one tier",
+            "line 23: tiers[2].accounts[2]: duplicate account \"c\" in this tier",
+            "line 25: tiers[3].name: duplicate tier name \"research\" (first defined on line 17)",
+        ]
+    );
 }

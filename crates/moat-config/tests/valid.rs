@@ -241,3 +241,93 @@ fn a_byte_order_mark_is_ignored() {
     let config = ok(&format!("\u{feff}{MINIMAL}"), &MapEnv::default());
     assert_eq!(config.store.path, PathBuf::from("/etc/moat/moat.db"));
 }
+
+#[test]
+fn filters_params_and_tiers_are_read() {
+    use moat_config::{AppliesTo, FilterAction, ParamsConfig};
+    let text = r#"
+[store]
+path = "moat.db"
+
+[[filters]]
+name = "extraction"
+file = "rules/extraction.txt"
+action = "block"
+
+[[filters]]
+name = "watch"
+file = "${RULES}/watch.txt"
+action = "flag"
+applies_to = ["user"]
+tiers = ["default", "research"]
+workflows = ["support-bot"]
+
+[params]
+max_top_logprobs = 2
+max_tokens = 32768
+
+[[tiers]]
+name = "research"
+accounts = ["acct_123", "acct_456"]
+[tiers.params]
+allow_logit_bias_with_logprobs = true
+max_top_logprobs = "unlimited"
+
+[[tiers]]
+name = "internal"
+"#;
+    let config = ok(text, &MapEnv::new([("RULES", "/srv/rules")]));
+    assert_eq!(config.filters.len(), 2);
+    let f = &config.filters[0];
+    assert_eq!(f.name, "extraction");
+    assert_eq!(f.file, PathBuf::from("/etc/moat/rules/extraction.txt"));
+    assert_eq!(f.action, FilterAction::Block);
+    assert_eq!(f.applies_to, AppliesTo::default());
+    assert!(f.tiers.is_empty() && f.workflows.is_empty());
+    let w = &config.filters[1];
+    assert_eq!(w.file, PathBuf::from("/srv/rules/watch.txt"));
+    assert_eq!(w.action, FilterAction::Flag);
+    assert_eq!(
+        w.applies_to,
+        AppliesTo {
+            system: false,
+            user: true
+        }
+    );
+    assert_eq!(w.tiers, ["default", "research"]);
+    assert_eq!(w.workflows, ["support-bot"]);
+
+    let base = ParamsConfig {
+        max_top_logprobs: Some(2),
+        max_tokens: Some(32768),
+        ..ParamsConfig::default()
+    };
+    assert_eq!(config.params, base);
+    assert_eq!(config.tiers.len(), 2);
+    assert_eq!(config.tiers[0].name, "research");
+    assert_eq!(config.tiers[0].accounts, ["acct_123", "acct_456"]);
+    // Omitted fields inherit [params]; "unlimited" lifts a cap.
+    assert_eq!(
+        config.tiers[0].params,
+        ParamsConfig {
+            allow_logit_bias_with_logprobs: true,
+            max_top_logprobs: None,
+            ..base.clone()
+        }
+    );
+    assert_eq!(config.tiers[1].params, base);
+    assert!(config.tiers[1].accounts.is_empty());
+}
+
+#[test]
+fn without_guard_sections_the_safe_defaults_apply() {
+    let config = ok(MINIMAL, &MapEnv::default());
+    assert!(config.filters.is_empty());
+    assert!(config.tiers.is_empty());
+    let p = config.params;
+    assert_eq!(
+        (p.max_top_logprobs, p.max_n, p.max_tokens),
+        (Some(5), Some(8), None)
+    );
+    assert!(!p.allow_logit_bias_with_logprobs && !p.allow_prompt_logprobs && !p.strip_reasoning);
+}

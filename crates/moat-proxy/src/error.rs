@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use moat_core::Protocol;
+use moat_guard::ParamViolation;
 use moat_policy::ScopeError;
 use moat_protocol::errors::{
     anthropic_error, anthropic_error_to_openai, openai_error, openai_error_to_anthropic,
@@ -49,6 +50,17 @@ pub enum GatewayError {
         /// The offending field, if known.
         param: Option<String>,
     },
+    /// A block filter matched the request's system or user text.
+    #[error("This request was blocked by the '{filter}' filter (reason: {reason}).")]
+    Blocked {
+        /// The filter's name.
+        filter: String,
+        /// The reason code of the matching entry.
+        reason: String,
+    },
+    /// The request uses a parameter the account's tier may not use.
+    #[error("{0}")]
+    ParamNotAllowed(#[from] ParamViolation),
     /// No model of that name is configured (or the key may not see it).
     #[error("The model '{0}' does not exist or you do not have access to it.")]
     UnknownModel(String),
@@ -99,7 +111,9 @@ impl GatewayError {
             GatewayError::BodyTooLarge { .. } => 413,
             GatewayError::BodyRead(_)
             | GatewayError::InvalidRequest { .. }
+            | GatewayError::ParamNotAllowed(_)
             | GatewayError::Translate(_) => 400,
+            GatewayError::Blocked { .. } => 403,
             GatewayError::UnknownModel(_) => 404,
             GatewayError::UpstreamStatus { status, .. } => *status,
             GatewayError::UpstreamUnavailable { timeout: true, .. } => 504,
@@ -132,6 +146,8 @@ impl GatewayError {
             GatewayError::BodyTooLarge { .. } => "body_too_large",
             GatewayError::BodyRead(_) => "body_read",
             GatewayError::InvalidRequest { .. } => "invalid_request",
+            GatewayError::Blocked { .. } => "content_blocked",
+            GatewayError::ParamNotAllowed(_) => "param_not_allowed",
             GatewayError::UnknownModel(_) => "unknown_model",
             GatewayError::Translate(_) => "translate",
             GatewayError::UpstreamStatus { .. } => "upstream_status",
@@ -168,6 +184,7 @@ impl GatewayError {
     fn param(&self) -> Option<&str> {
         match self {
             GatewayError::InvalidRequest { param, .. } => param.as_deref(),
+            GatewayError::ParamNotAllowed(v) => Some(v.param),
             GatewayError::UnknownModel(_) => Some("model"),
             GatewayError::Translate(e) => e.param(),
             _ => None,
@@ -193,6 +210,8 @@ fn openai_type_and_code(err: &GatewayError) -> (&'static str, Option<&'static st
             ("permission_error", Some("source_not_allowed"))
         }
         GatewayError::BodyTooLarge { .. } => ("invalid_request_error", Some("request_too_large")),
+        GatewayError::Blocked { .. } => ("permission_error", Some("content_blocked")),
+        GatewayError::ParamNotAllowed(_) => ("invalid_request_error", Some("param_not_allowed")),
         GatewayError::UnknownModel(_) => ("invalid_request_error", Some("model_not_found")),
         GatewayError::BodyRead(_)
         | GatewayError::InvalidRequest { .. }
@@ -283,6 +302,45 @@ mod tests {
         let v = body_json(r).await;
         assert_eq!(v["type"], "error");
         assert_eq!(v["error"]["type"], "authentication_error");
+    }
+
+    #[tokio::test]
+    async fn filter_and_parameter_refusals_take_both_shapes() {
+        let blocked = || GatewayError::Blocked {
+            filter: "extraction".into(),
+            reason: "system_prompt_extraction".into(),
+        };
+        let r = blocked().into_protocol_response(Protocol::OpenAi);
+        assert_eq!(r.status(), 403);
+        let v = body_json(r).await;
+        assert_eq!(v["error"]["type"], "permission_error");
+        assert_eq!(v["error"]["code"], "content_blocked");
+        assert_eq!(v["error"]["param"], serde_json::Value::Null);
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains("'extraction'") && message.contains("system_prompt_extraction"));
+        let v = body_json(blocked().into_protocol_response(Protocol::Anthropic)).await;
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "permission_error");
+
+        let violation = || {
+            GatewayError::ParamNotAllowed(ParamViolation {
+                param: "n",
+                reason: "n_cap",
+                message: "n is 9, but this account may ask for at most 8".into(),
+            })
+        };
+        let r = violation().into_protocol_response(Protocol::OpenAi);
+        assert_eq!(r.status(), 400);
+        let v = body_json(r).await;
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["code"], "param_not_allowed");
+        assert_eq!(v["error"]["param"], "n");
+        let v = body_json(violation().into_protocol_response(Protocol::Anthropic)).await;
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(
+            v["error"]["message"],
+            "n is 9, but this account may ask for at most 8"
+        );
     }
 
     #[tokio::test]

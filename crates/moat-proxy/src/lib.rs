@@ -6,6 +6,7 @@
 mod auth;
 mod body;
 mod error;
+mod filter;
 mod forward;
 mod models;
 mod pipeline;

@@ -1,7 +1,7 @@
-//! The request path, top to bottom: authenticate, read, authorize, route, forward, settle.
+//! The request path, top to bottom: authenticate, read, authorize, filter, route, forward, settle.
 //!
 //! Each stage is a call into the module or crate that owns it; this file only orders them. Later
-//! planes (filters, detection gate, limits and budgets, audit) slot in between as stages of their own.
+//! planes (detection gate, limits and budgets, audit) slot in between as stages of their own.
 
 use crate::auth::presented_key;
 use crate::error::GatewayError;
@@ -123,13 +123,16 @@ async fn run(
     // 3. Authorize: key scope (expiry, revocation, source network, model).
     moat_policy::authorize(&key, Some(&peek.model), peer.ip(), state.clock.now_secs())?;
 
-    // 4. Route.
+    // 4. Filter: blocked-pattern lists and the parameter policy of the account's tier.
+    crate::filter::check(&state.guard, endpoint, &bytes, &key, record)?;
+
+    // 5. Route.
     let plan = state
         .routes
         .plan(&peek.model)
         .ok_or_else(|| GatewayError::UnknownModel(peek.model.clone()))?;
 
-    // 5. Forward, failing over along the plan; 6. settle usage (in the response or at stream end).
+    // 6. Forward, failing over along the plan; 7. settle usage (in the response or at stream end).
     let exchange = Exchange {
         endpoint,
         raw: bytes,

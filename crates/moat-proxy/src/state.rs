@@ -5,6 +5,7 @@ use crate::routing::Routes;
 use crate::upstream::Provider;
 use moat_config::Config;
 use moat_core::{Clock, SystemClock};
+use moat_guard::{Guard, GuardError};
 use moat_store::KeyStore;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +21,8 @@ pub struct AppState {
     pub store: Arc<dyn KeyStore>,
     /// Model routes.
     pub routes: Routes,
+    /// Compiled filters and the tiers' parameter policies.
+    pub guard: Guard,
     /// Time source.
     pub clock: Arc<dyn Clock>,
     /// When the gateway started, Unix seconds (the `created` of listed models).
@@ -27,13 +30,19 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Builds the state for `config` over `store`.
-    pub fn new(config: Config, store: Arc<dyn KeyStore>) -> AppState {
+    /// Builds the state for `config` over `store`. Fails when a filter's pattern file cannot be
+    /// read or compiled; the error names every such file and line.
+    pub fn new(config: Config, store: Arc<dyn KeyStore>) -> Result<AppState, GuardError> {
         Self::with_clock(config, store, Arc::new(SystemClock))
     }
 
     /// As [`AppState::new`], with an injected clock.
-    pub fn with_clock(config: Config, store: Arc<dyn KeyStore>, clock: Arc<dyn Clock>) -> AppState {
+    pub fn with_clock(
+        config: Config,
+        store: Arc<dyn KeyStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<AppState, GuardError> {
+        let guard = Guard::from_config(&config)?;
         // Install the metrics recorder before the first request records anything.
         let _ = crate::telemetry::prometheus();
         let mut providers = HashMap::new();
@@ -41,13 +50,14 @@ impl AppState {
             providers.insert(p.name.clone(), Arc::new(Provider::new(p)));
         }
         let routes = Routes::new(&config, &providers);
-        AppState {
+        Ok(AppState {
             keys: KeyCache::new(Arc::clone(&store), config.keys.cache_ttl),
             store,
             routes,
+            guard,
             started_at: clock.now_secs(),
             clock,
             config: Arc::new(config),
-        }
+        })
     }
 }

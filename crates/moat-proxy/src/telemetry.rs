@@ -66,6 +66,9 @@ pub struct RequestRecord {
     pub account: Option<String>,
     /// Targets tried before one answered or all failed.
     pub attempts: u32,
+    /// Filters that matched, flag and block alike, as `filter:reason`, for the log line and,
+    /// later, the detector.
+    pub flags: Vec<String>,
     /// When the request arrived.
     pub started: Instant,
     done: bool,
@@ -84,6 +87,7 @@ impl RequestRecord {
             key_id: None,
             account: None,
             attempts: 0,
+            flags: Vec::new(),
             started: Instant::now(),
             done: false,
         }
@@ -135,6 +139,7 @@ impl RequestRecord {
             key_id = %self.key_id.as_deref().unwrap_or(""),
             account = %self.account.as_deref().unwrap_or(""),
             attempts = self.attempts,
+            flags = %self.flags.join(","),
             status,
             error = %error.unwrap_or(""),
             input_tokens = usage.map_or(0, |u| u.input_tokens),

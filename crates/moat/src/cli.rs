@@ -26,6 +26,33 @@ pub enum Command {
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The distillation detector.
+    #[command(subcommand)]
+    Detect(DetectCommand),
+}
+
+/// `moat detect ...`.
+#[derive(Subcommand, Debug)]
+pub enum DetectCommand {
+    /// Run a recorded trace (JSON lines, optionally gzipped) through the detector.
+    Replay(ReplayArgs),
+}
+
+/// `moat detect replay`.
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The trace: one request per line, time-ordered (`.gz` is decompressed).
+    #[arg(long)]
+    pub trace: PathBuf,
+    /// Where to write verdicts, one JSON line per account and per end user.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Detector settings (TOML, the `[detection.model]` table's fields); defaults when absent.
+    #[arg(long)]
+    pub detector_config: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// `moat serve`.

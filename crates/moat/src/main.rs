@@ -2,11 +2,12 @@
 
 mod cli;
 mod demo;
+mod detect;
 mod keys;
 mod serve;
 
 use clap::Parser;
-use cli::{Cli, Command, ConfigCommand};
+use cli::{Cli, Command, ConfigCommand, DetectCommand};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Keys(cmd) => keys::run(cmd).await,
             Command::Config(ConfigCommand::Check(args)) => serve::check(&args.config),
+            Command::Detect(DetectCommand::Replay(args)) => detect::replay(args),
         }
     });
     match result {

@@ -14,24 +14,36 @@ pub fn load_config(path: &Path) -> anyhow::Result<Config> {
     moat_config::load(path, &ProcessEnv).map_err(|errors| anyhow::anyhow!("{errors}"))
 }
 
-/// `moat config check`: prints what the config defines, or every error in it.
+/// `moat config check`: prints what the config defines, or every error in it and in the pattern
+/// files its filters name (which `serve` would load at startup).
 pub fn check(path: &Path) -> anyhow::Result<ExitCode> {
-    match moat_config::load(path, &ProcessEnv) {
-        Ok(config) => {
-            println!(
-                "{}: ok ({} providers, {} models, listen {})",
-                path.display(),
-                config.providers.len(),
-                config.models.len(),
-                config.server.listen
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+    let config = match moat_config::load(path, &ProcessEnv) {
+        Ok(config) => config,
         Err(errors) => {
             eprintln!("{errors}");
-            Ok(ExitCode::FAILURE)
+            return Ok(ExitCode::FAILURE);
         }
+    };
+    if let Err(errors) = moat_guard::Guard::from_config(&config) {
+        let n = errors.errors.len();
+        let plural = if n == 1 { "" } else { "s" };
+        eprintln!(
+            "{errors}\n{n} error{plural} in the pattern files of {}",
+            path.display()
+        );
+        return Ok(ExitCode::FAILURE);
     }
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    println!(
+        "{}: ok ({} providers, {} models, {}, {}, listen {})",
+        path.display(),
+        config.providers.len(),
+        config.models.len(),
+        count(config.filters.len(), "filter"),
+        count(config.tiers.len() + 1, "tier"),
+        config.server.listen
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `moat serve`.
@@ -54,7 +66,8 @@ pub async fn serve_config(
         .with_context(|| format!("opening store {}", config.store.path.display()))?;
     let listen = config.server.listen;
     let grace = config.server.shutdown_grace;
-    let state = AppState::new(config, Arc::new(store));
+    let state = AppState::new(config, Arc::new(store))
+        .map_err(|errors| anyhow::anyhow!("cannot load the filters:\n{errors}"))?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;

@@ -3,7 +3,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use moat_config::{
-    Config, KeysConfig, ModelConfig, ProviderConfig, ServerConfig, StoreConfig, TargetConfig,
+    Config, KeysConfig, ModelConfig, ParamsConfig, ProviderConfig, ServerConfig, StoreConfig,
+    TargetConfig,
 };
 use moat_core::{Protocol, Secret};
 use moat_policy::{generate_key, KeyRecord};
@@ -31,6 +32,9 @@ pub struct KeyScope {
     pub cidrs: Vec<&'static str>,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The key's account; `acct` when not set.
+    pub account: Option<&'static str>,
+    pub workflow: Option<&'static str>,
 }
 
 fn provider(name: &str, kind: Protocol, base_url: String) -> ProviderConfig {
@@ -84,6 +88,9 @@ pub fn config(sim: &SimUpstream, dead_port: u16) -> Config {
             model("dead", "down", "nothing", &[]),
             model("dead-then-gpt", "down", "nothing", &["gpt"]),
         ],
+        filters: vec![],
+        params: ParamsConfig::default(),
+        tiers: vec![],
     }
 }
 
@@ -108,7 +115,7 @@ impl Harness {
         let mut config = config(&sim, closed_port());
         edit(&mut config);
         let store = Arc::new(MemoryStore::new());
-        let state = AppState::new(config, store.clone());
+        let state = AppState::new(config, store.clone()).unwrap();
         let gateway = Gateway::start(state, "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
@@ -134,7 +141,8 @@ impl Harness {
             cidrs: scope.cidrs.iter().map(|c| c.parse().unwrap()).collect(),
             expires_at: scope.expires_at,
             revoked_at: scope.revoked_at,
-            ..g.record("acct", 0)
+            workflow: scope.workflow.map(str::to_string),
+            ..g.record(scope.account.unwrap_or("acct"), 0)
         };
         self.store.insert_key(&record).await.unwrap();
         g.key.expose().clone()
@@ -151,6 +159,41 @@ impl Harness {
             .bearer_auth(&self.key)
             .json(body)
             .send()
+            .await
+            .unwrap()
+    }
+
+    /// POST as an OpenAI client (Bearer) with another key.
+    pub async fn openai_as(&self, key: &str, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POST as an Anthropic client with another key.
+    pub async fn anthropic_as(&self, key: &str, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header("x-api-key", key)
+            .header("anthropic-version", "2023-06-01")
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The gateway's /metrics text.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
             .await
             .unwrap()
     }
