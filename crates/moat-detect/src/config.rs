@@ -67,7 +67,7 @@ impl Default for Weights {
             tainted_network: 0.8,
             logit_probe: 2.0,
             probe: 2.5,
-            open_tool_loop: 0.8,
+            open_tool_loop: 1.4,
         }
     }
 }

@@ -489,7 +489,7 @@ fn build(
     threshold: f32,
     cluster: Option<(String, u32)>,
 ) -> Verdict {
-    let score = t.peak / (t.peak + threshold);
+    let score = f64::from(t.peak) / f64::from(t.peak + threshold);
     let mut ranked: Vec<(Reason, f32)> = Reason::ALL
         .iter()
         .map(|&r| (r, t.contributions[r as usize]))

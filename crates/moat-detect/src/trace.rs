@@ -134,6 +134,15 @@ impl Record {
     }
 }
 
+/// Formats ms since the Unix epoch as RFC 3339 UTC with milliseconds.
+pub fn format_rfc3339_ms(ms: i64) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(&f).ok()
+}
+
 /// Parses an RFC 3339 timestamp to ms since the Unix epoch.
 pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
@@ -155,6 +164,10 @@ mod tests {
         );
         assert_eq!(parse_rfc3339_ms("2026-13-12T01:45:20Z"), None);
         assert_eq!(parse_rfc3339_ms("garbage"), None);
+        assert_eq!(
+            format_rfc3339_ms(1_773_279_920_509).as_deref(),
+            Some("2026-03-12T01:45:20.509Z")
+        );
         assert_eq!(
             parse_rfc3339_ms("2026-03-12T03:45:20.509+02:00"),
             Some(1_773_279_920_509)

@@ -14,11 +14,15 @@ pub struct Verdict {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_user: Option<String>,
     /// Evidence on a 0..1 scale; 0.5 is the threshold.
-    pub score: f32,
+    pub score: f64,
     /// Whether it ever crossed the threshold.
     pub flagged: bool,
-    /// When it first crossed, ms since the Unix epoch.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// When it first crossed, ms since the Unix epoch (serialised as RFC 3339 `first_flagged_ts`).
+    #[serde(
+        rename = "first_flagged_ts",
+        serialize_with = "rfc3339",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub first_flagged_ms: Option<i64>,
     /// The 1-based count of its requests at which it first crossed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -35,6 +39,13 @@ pub struct Verdict {
     pub evidence: Evidence,
 }
 
+fn rfc3339<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match ms.and_then(crate::trace::format_rfc3339_ms) {
+        Some(ts) => s.serialize_str(&ts),
+        None => s.serialize_none(),
+    }
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -47,7 +58,7 @@ pub struct Evidence {
     /// Requests seen.
     pub requests: u32,
     /// Evidence per reason code (the CUSUM's positive parts).
-    pub contributions: Vec<(String, f32)>,
+    pub contributions: Vec<(String, f64)>,
     /// Counters: single-turn, elicitation, repeats, logit probes, system-prompt probes, requests
     /// with a system prompt, distinct system prompts, distinct networks.
     pub counts: Counts,
@@ -85,7 +96,12 @@ impl Evidence {
             requests: t.requests,
             contributions: ranked
                 .iter()
-                .map(|(r, c)| (r.code().to_string(), (c * 100.0).round() / 100.0))
+                .map(|(r, c)| {
+                    (
+                        r.code().to_string(),
+                        (f64::from(*c) * 100.0).round() / 100.0,
+                    )
+                })
                 .collect(),
             counts: Counts {
                 single_turn: t.single_turn,
