@@ -178,7 +178,7 @@ fn a_sybil_farm_is_flagged_early_and_clustered() {
                 end_user: None,
                 created: created + j as i64 * 60_000,
                 ip,
-                body: sybil_body(k * 7 + round, (k * 5 + round) % 3 == 0),
+                body: sybil_body(k * 7 + round, (k * 5 + round).is_multiple_of(3)),
                 output_tokens: 700,
             });
         }
