@@ -16,6 +16,8 @@ pub struct Weights {
     pub conversation: f32,
     /// A system prompt from an account that rotates three or more.
     pub system_rotation: f32,
+    /// A system prompt shared with other accounts, from an account that uses two or more such.
+    pub shared_system: f32,
     /// The account's one fixed system prompt (negative: an app).
     pub fixed_app: f32,
     /// The dominant template of a single-template batch job (negative), applied to elicitation.
@@ -54,6 +56,7 @@ impl Default for Weights {
             single_turn: 0.3,
             conversation: -0.8,
             system_rotation: 0.6,
+            shared_system: 0.6,
             fixed_app: -0.3,
             batch_template_discount: 0.85,
             repeat: -1.2,
@@ -66,7 +69,7 @@ impl Default for Weights {
             tainted_template: 2.5,
             tainted_network: 0.8,
             logit_probe: 2.0,
-            probe: 2.5,
+            probe: 4.5,
             open_tool_loop: 1.4,
         }
     }

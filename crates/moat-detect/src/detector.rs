@@ -56,6 +56,9 @@ struct Account {
     /// Template fingerprints and networks registered in the shared indexes.
     templates: Vec<u64>,
     nets: Vec<u64>,
+    /// System prompts it used that at least three accounts use.
+    shared_seen: Vec<u64>,
+    shared_systems: u32,
 }
 
 /// The distillation detector. Pure: time comes from the events.
@@ -187,6 +190,8 @@ impl Detector {
             created_ms: ev.account_created_ms,
             templates: Vec::new(),
             nets: Vec::new(),
+            shared_seen: Vec::new(),
+            shared_systems: 0,
         });
         if let Some(c) = ev.account_created_ms {
             self.signups.add(c);
@@ -225,6 +230,20 @@ impl Detector {
         }
         if tainted {
             s.scored.parts[Reason::TaintedTemplate as usize] = w.tainted_template;
+        }
+        // Rotating system prompts that other accounts use too: a shared harvesting script.
+        if let Some(fp) = system {
+            if self.templates.accounts(fp) >= 3 {
+                acct.shared_systems = acct
+                    .shared_systems
+                    .saturating_add(u32::from(!acct.shared_seen.contains(&fp)));
+                if !acct.shared_seen.contains(&fp) && acct.shared_seen.len() < MAX_REGISTERED {
+                    acct.shared_seen.push(fp);
+                }
+                if acct.shared_systems >= 2 {
+                    s.scored.parts[Reason::SystemRotation as usize] += w.shared_system;
+                }
+            }
         }
 
         // Networks.
@@ -467,7 +486,14 @@ fn apply(t: &mut Track, s: &Scored, ev: &Event<'_>, threshold: f32, drift: f32) 
     for (c, p) in t.contributions.iter_mut().zip(s.parts.iter()) {
         *c += p.max(0.0);
     }
-    if !s.conversation {
+    if s.conversation {
+        // Inside a conversation only the unambiguous evidence counts.
+        let strong: f32 = [Reason::Probe, Reason::LogitProbe, Reason::TaintedTemplate]
+            .iter()
+            .map(|r| s.parts[*r as usize])
+            .sum();
+        t.cusum = (t.cusum + strong).clamp(0.0, 3.0 * threshold);
+    } else {
         t.cusum = (t.cusum + e - drift).clamp(0.0, 3.0 * threshold);
     }
     t.peak = t.peak.max(t.cusum);

@@ -156,6 +156,31 @@ const PHRASES: &[(&str, Kind)] = &[
     ("instructions you follow", Kind::Probe),
     ("repeats its instructions", Kind::Probe),
     ("your setup", Kind::Probe),
+    ("above this message", Kind::Probe),
+    ("before my message", Kind::Probe),
+    ("before this message", Kind::Probe),
+    ("start of this conversation", Kind::Probe),
+    ("start of the conversation", Kind::Probe),
+    ("beginning of this conversation", Kind::Probe),
+    ("beginning of the conversation", Kind::Probe),
+    ("preceding text", Kind::Probe),
+    ("were you told", Kind::Probe),
+    ("you were told", Kind::Probe),
+    ("you are operating under", Kind::Probe),
+    ("system instructions", Kind::Probe),
+    ("your system message", Kind::Probe),
+    ("your system prompt", Kind::Probe),
+    ("your initial instructions", Kind::Probe),
+    ("your original instructions", Kind::Probe),
+    ("your hidden instructions", Kind::Probe),
+    ("hidden prompt", Kind::Probe),
+    ("prompt file", Kind::Probe),
+    ("new instruction from", Kind::Probe),
+    ("ignore previous directions", Kind::Probe),
+    ("ignore prior instructions", Kind::Probe),
+    ("ignore the task", Kind::Probe),
+    ("what you were told", Kind::Probe),
+    ("wrote for you", Kind::Probe),
 ];
 
 /// Cue strengths found in one text.
@@ -191,7 +216,7 @@ impl Lexicon {
             .expect("constant patterns compile");
         #[allow(clippy::expect_used)]
         let reveal = Regex::new(
-            r"(?i)\b(repeat|print|output|reveal|show|dump|display|recite|copy|summari[sz]e|rewrite|translate|list|tell me|give me|what (is|are|were)|respond only with)\b[^.?!\n]{0,60}\b(your|the|its)\s+((system|hidden|initial|original|secret|full|exact|complete|developer|entire|first)\s+){0,3}(prompt|instructions?|rules|configuration|setup|directives|guidelines|system message)\b",
+            r"(?i)\b(repeat|print|output|reveal|show|dump|display|recite|copy|quote|paste|reproduce|return|encode|convert|format|spell out|write|summari[sz]e|rewrite|translate|list|tell me|give me|what (is|are|were)|respond only with)\b[^.?!\n]{0,60}(\b(your|its)\s+((system|hidden|initial|original|secret|full|exact|complete|developer|entire|first)\s+){0,3}(prompt|instructions?|rules|configuration|setup|directives|guidelines|system message)|\bthe\s+(system|hidden|initial|original|secret|developer)\s+(prompt|instructions?|message))\b",
         )
         .expect("constant regex compiles");
         #[allow(clippy::expect_used)]

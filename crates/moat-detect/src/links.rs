@@ -61,6 +61,11 @@ impl SharedIndex {
         }
     }
 
+    /// Accounts that used `key`.
+    pub fn accounts(&self, key: u64) -> u32 {
+        self.map.get(&key).map_or(0, |s| s.accounts)
+    }
+
     /// Whether `key` is tainted.
     pub fn tainted(&self, key: u64) -> bool {
         self.map.get(&key).is_some_and(Shared::tainted)
