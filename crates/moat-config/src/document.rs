@@ -1,8 +1,9 @@
 //! Reads the TOML document section by section, so one broken table never hides errors in another.
 //!
 //! serde stops at the first error of a deserialize call. We therefore deserialize `[server]`,
-//! `[store]`, `[keys]`, `[params]` and every `[[providers]]` / `[[models]]` / `[[filters]]` /
-//! `[[tiers]]` element on its own, and when one fails we report the error, drop the offending key
+//! `[store]`, `[keys]`, `[params]`, `[detection]` (and its `actions` and `model` tables),
+//! `[admin]` and every `[[providers]]` / `[[models]]` / `[[filters]]` / `[[tiers]]` element on
+//! its own, and when one fails we report the error, drop the offending key
 //! from that table and try again, until it reads.
 
 use std::ops::Range;
@@ -12,7 +13,8 @@ use toml_edit::{ImDocument, Item, Key, Value};
 
 use crate::error::{one_line, Errors};
 use crate::raw::{
-    RawFilter, RawKeys, RawModel, RawParams, RawProvider, RawServer, RawStore, RawTier,
+    RawActions, RawAdmin, RawDetection, RawFilter, RawKeys, RawModel, RawParams, RawProvider,
+    RawServer, RawStore, RawTier,
 };
 
 /// The top-level sections, each read as far as it could be.
@@ -40,6 +42,14 @@ pub(crate) struct Document {
     pub tiers: Vec<Element<RawTier>>,
     /// Whether every `[[tiers]]` element could be read.
     pub all_tiers_read: bool,
+    /// `[detection]` without its sub-tables, or `None` when absent or unreadable.
+    pub detection: Option<Element<RawDetection>>,
+    /// `[detection.actions]`, or `None` when absent or unreadable.
+    pub detection_actions: Option<Element<RawActions>>,
+    /// `[detection.model]` as a plain table, or `None` when absent or unreadable.
+    pub detection_model: Option<Element<toml::Table>>,
+    /// `[admin]`, or `None` when absent or unreadable.
+    pub admin: Option<Element<RawAdmin>>,
 }
 
 /// One table read into its raw type, with what the conversion needs to place errors.
@@ -110,11 +120,24 @@ pub(crate) fn read(text: &str, errors: &mut Errors<'_>) -> Option<Document> {
             "filters" => out.filters = array(item, key_span, name, errors).0,
             "params" => out.params = element(item, key_span, name.to_string(), errors),
             "tiers" => (out.tiers, out.all_tiers_read) = array(item, key_span, name, errors),
+            "detection" => {
+                out.detection = element(item, key_span.clone(), name.to_string(), errors);
+                let sub = |key: &str| item.get(key).filter(|i| !i.is_none());
+                if let Some(actions) = sub("actions") {
+                    let path = "detection.actions".to_string();
+                    out.detection_actions = element(actions, key_span.clone(), path, errors);
+                }
+                if let Some(model) = sub("model") {
+                    let path = "detection.model".to_string();
+                    out.detection_model = element(model, key_span, path, errors);
+                }
+            }
+            "admin" => out.admin = element(item, key_span, name.to_string(), errors),
             other => errors.push(
                 key_span,
                 key_name(other),
                 "unknown section; expected [server], [store], [keys], [[providers]], [[models]], \
-                 [[filters]], [params] or [[tiers]]",
+                 [[filters]], [params], [[tiers]], [detection] or [admin]",
             ),
         }
     }

@@ -8,7 +8,7 @@
 //!    value can never inject TOML) and check each field.
 //! 3. `references`: check names across sections (duplicates, unknown providers and models,
 //!    fallback cycles); `guard` does the same for filters and tiers (duplicate names, an account
-//!    in two tiers, filters naming unknown tiers).
+//!    in two tiers, filters naming unknown tiers); `detection` reads `[detection]` and `[admin]`.
 //!
 //! Every error names a line and a field; [`parse`] returns a [`Config`] only when there are none.
 //!
@@ -30,6 +30,7 @@
 //! ```
 
 mod context;
+mod detection;
 mod document;
 mod env;
 mod error;
@@ -44,8 +45,9 @@ use std::path::Path;
 pub use env::{Env, MapEnv, ProcessEnv};
 pub use error::{ConfigError, ConfigErrors};
 pub use types::{
-    AppliesTo, Config, FilterAction, FilterConfig, KeysConfig, ModelConfig, ParamsConfig,
-    ProviderConfig, ServerConfig, StoreConfig, TargetConfig, TierConfig,
+    ActionsConfig, AdminConfig, AppliesTo, Config, DetectionConfig, DetectionMode, DetectorModel,
+    FilterAction, FilterConfig, KeysConfig, ModelConfig, ParamsConfig, ProviderConfig,
+    ServerConfig, StoreConfig, TargetConfig, TierConfig,
 };
 
 /// Reads and validates the config file at `path`; relative paths inside resolve against its directory.
@@ -113,6 +115,13 @@ pub fn parse(
         .collect();
     let all_tiers_named = doc.all_tiers_read && tiers.iter().all(|t| t.name.is_some());
     guard::check(&mut ctx.errors, &filters, &tiers, all_tiers_named);
+    let detection = detection::detection(
+        &mut ctx,
+        doc.detection.as_ref(),
+        doc.detection_actions.as_ref(),
+        doc.detection_model.as_ref(),
+    );
+    let admin = detection::admin(&mut ctx, doc.admin.as_ref());
 
     if !ctx.errors.is_empty() {
         return Err(ConfigErrors::new(origin, ctx.errors.into_vec()));
@@ -126,5 +135,7 @@ pub fn parse(
         filters: filters.into_iter().map(|f| f.config).collect(),
         params,
         tiers: tiers.into_iter().map(|t| t.config).collect(),
+        detection,
+        admin,
     })
 }

@@ -20,6 +20,7 @@ pub(crate) struct RawServer {
     pub shutdown_grace: Option<Any>,
     pub read_timeout: Option<Any>,
     pub stream_keepalive: Option<Any>,
+    pub trusted_proxies: Option<Vec<Spanned<String>>>,
 }
 
 /// `[store]`.
@@ -102,4 +103,42 @@ pub(crate) struct RawTier {
     pub name: Option<Spanned<String>>,
     pub accounts: Option<Vec<Spanned<String>>>,
     pub params: Option<RawParams>,
+}
+
+/// `[detection]`, without its sub-tables: `[detection.actions]` and `[detection.model]` are read
+/// on their own, so a mistake in one does not hide the others.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDetection {
+    pub mode: Option<Spanned<String>>,
+    pub allowlist: Option<Vec<Spanned<String>>>,
+    pub queue: Option<Any>,
+    #[expect(
+        dead_code,
+        reason = "accepted here, read by the document reader as its own table"
+    )]
+    pub actions: Option<serde::de::IgnoredAny>,
+    #[expect(
+        dead_code,
+        reason = "accepted here, read by the document reader as its own table"
+    )]
+    pub model: Option<serde::de::IgnoredAny>,
+}
+
+/// `[detection.actions]`. Numbers stay untyped so `block_at = 1` and `block_at = 1.0` both read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawActions {
+    pub throttle_at: Option<Any>,
+    pub degrade_at: Option<Any>,
+    pub block_at: Option<Any>,
+    pub throttle_rpm: Option<Any>,
+    pub degrade_max_tokens: Option<Any>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    pub token: Option<Spanned<String>>,
 }

@@ -96,7 +96,27 @@ pub(crate) fn server(ctx: &mut Ctx<'_>, element: Option<&Element<RawServer>>) ->
         ServerConfig::DEFAULT_STREAM_KEEPALIVE,
         Zero::Rejected,
     );
+    for (i, v) in raw.trusted_proxies.iter().flatten().enumerate() {
+        let field = format!("{}[{i}]", e.field("trusted_proxies"));
+        if let Some(net) = ctx.string(v, &field) {
+            match network(net.trim()) {
+                Some(net) => out.trusted_proxies.push(net),
+                None => ctx.errors.push(
+                    Some(v.span()),
+                    field,
+                    format!("invalid network \"{net}\": expected a CIDR such as \"10.0.0.0/8\" or an address such as \"127.0.0.1\""),
+                ),
+            }
+        }
+    }
     out
+}
+
+/// A CIDR, or a bare address as its own /32 or /128.
+fn network(s: &str) -> Option<ipnet::IpNet> {
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 /// `[store]`; a missing section was already reported by the document reader.

@@ -4,6 +4,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use moat_core::{Protocol, Secret};
 
 /// A whole validated moat config.
@@ -25,6 +26,10 @@ pub struct Config {
     pub params: ParamsConfig,
     /// Account tiers with their own parameter policy; names are unique.
     pub tiers: Vec<TierConfig>,
+    /// The distillation detector and what its verdicts do.
+    pub detection: DetectionConfig,
+    /// The admin API.
+    pub admin: AdminConfig,
 }
 
 impl Config {
@@ -53,6 +58,9 @@ pub struct ServerConfig {
     /// While an upstream stream is silent, a `: keep-alive` comment goes to the client this often,
     /// so proxies and clients do not drop a stream whose model is thinking; default 15s.
     pub stream_keepalive: Duration,
+    /// Peers whose `X-Forwarded-For` is believed: when the peer is in one of these networks, the
+    /// client address is the right-most entry of `X-Forwarded-For` outside them. Default none.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl ServerConfig {
@@ -77,6 +85,7 @@ impl Default for ServerConfig {
             shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
             read_timeout: Self::DEFAULT_READ_TIMEOUT,
             stream_keepalive: Self::DEFAULT_STREAM_KEEPALIVE,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -312,4 +321,134 @@ pub struct TierConfig {
 impl TierConfig {
     /// The name of the tier of accounts that are in no `[[tiers]]`.
     pub const DEFAULT: &'static str = "default";
+}
+
+/// What the gateway does with the distillation detector's verdicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DetectionMode {
+    /// No features are computed and no events are sent.
+    Off,
+    /// Accounts are scored; would-be actions are logged and counted, none is enforced.
+    #[default]
+    Monitor,
+    /// Accounts are scored and their actions enforced.
+    Enforce,
+}
+
+impl DetectionMode {
+    /// `off`, `monitor` or `enforce`, as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DetectionMode::Off => "off",
+            DetectionMode::Monitor => "monitor",
+            DetectionMode::Enforce => "enforce",
+        }
+    }
+}
+
+/// `[detection]`: the distillation detector and what its verdicts do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectionConfig {
+    /// Off, monitor (the default) or enforce.
+    pub mode: DetectionMode,
+    /// Accounts never actioned (licensed distillers, known evaluation customers): still scored,
+    /// and reported as what would have been done to them.
+    pub allowlist: Vec<String>,
+    /// Events the detector may have waiting; past this the request path drops them (counted).
+    /// Default 65536.
+    pub queue: usize,
+    /// Score thresholds of each action and the actions' settings.
+    pub actions: ActionsConfig,
+    /// `[detection.model]`: the detector's own settings, passed through as written.
+    pub model: DetectorModel,
+}
+
+impl DetectionConfig {
+    /// The default event queue bound.
+    pub const DEFAULT_QUEUE: usize = 65_536;
+    /// The largest event queue bound accepted.
+    pub const MAX_QUEUE: usize = 1 << 24;
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        Self {
+            mode: DetectionMode::default(),
+            allowlist: Vec::new(),
+            queue: Self::DEFAULT_QUEUE,
+            actions: ActionsConfig::default(),
+            model: DetectorModel::default(),
+        }
+    }
+}
+
+/// `[detection.actions]`: from which verdict score (0..1; 0.5 is the detector's threshold) each
+/// action applies, and what throttle and degrade mean. Each action includes the ones below it:
+/// a degraded account is also throttled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionsConfig {
+    /// Score from which requests are rate limited to `throttle_rpm`; default 0.5.
+    pub throttle_at: f64,
+    /// Score from which requests are degraded; default 0.6.
+    pub degrade_at: f64,
+    /// Score from which requests are refused; default 0.7.
+    pub block_at: f64,
+    /// Requests per minute a throttled account or end user gets; default 6.
+    pub throttle_rpm: u32,
+    /// The output cap of degraded requests; default 256.
+    pub degrade_max_tokens: u64,
+}
+
+// Thresholds are validated to lie in (0, 1], so none is NaN and equality is an equivalence.
+impl Eq for ActionsConfig {}
+
+impl ActionsConfig {
+    /// The default throttle threshold: the detector's own.
+    pub const DEFAULT_THROTTLE_AT: f64 = 0.5;
+    /// The default degrade threshold.
+    pub const DEFAULT_DEGRADE_AT: f64 = 0.6;
+    /// The default block threshold.
+    pub const DEFAULT_BLOCK_AT: f64 = 0.7;
+    /// The default rate of throttled accounts.
+    pub const DEFAULT_THROTTLE_RPM: u32 = 6;
+    /// The default output cap of degraded requests.
+    pub const DEFAULT_DEGRADE_MAX_TOKENS: u64 = 256;
+}
+
+impl Default for ActionsConfig {
+    fn default() -> Self {
+        Self {
+            throttle_at: Self::DEFAULT_THROTTLE_AT,
+            degrade_at: Self::DEFAULT_DEGRADE_AT,
+            block_at: Self::DEFAULT_BLOCK_AT,
+            throttle_rpm: Self::DEFAULT_THROTTLE_RPM,
+            degrade_max_tokens: Self::DEFAULT_DEGRADE_MAX_TOKENS,
+        }
+    }
+}
+
+/// `[detection.model]` as written: the detector's settings (threshold, drift, weights...). This
+/// crate does not know them; the gateway deserializes the table into the detector's config at
+/// startup and names this table's line if a field is unknown.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DetectorModel {
+    /// The table; empty when the section is absent (the detector's defaults).
+    pub table: toml::Table,
+    /// The line of the `[detection.model]` header, for errors found later.
+    pub line: Option<usize>,
+}
+
+// Non-finite numbers are refused when the table is read, so equality is an equivalence.
+impl Eq for DetectorModel {}
+
+/// `[admin]`: the admin API.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AdminConfig {
+    /// The bearer token of `/admin/v1/...`; `None` (the default) turns the admin API off (404).
+    pub token: Option<Secret<String>>,
+}
+
+impl AdminConfig {
+    /// The shortest token accepted.
+    pub const MIN_TOKEN_LEN: usize = 16;
 }

@@ -109,3 +109,32 @@ fn the_example_does_not_depend_on_where_it_is_parsed_from() {
     let config = parse(&text, "moat.toml", Path::new("/srv/moat"), &keys()).unwrap();
     assert_eq!(config.store.path, PathBuf::from("/srv/moat/moat.db"));
 }
+
+#[test]
+fn the_commented_detection_sections_parse_once_uncommented() {
+    let text = std::fs::read_to_string(example_path()).unwrap();
+    let start = text.find("# [detection]").unwrap();
+    let mut uncommented = text[..start].to_string();
+    for line in text[start..].lines() {
+        let body = line.strip_prefix("# ").unwrap_or(line);
+        let key = body.split(" = ").next().unwrap_or("");
+        let is_toml = body.starts_with('[')
+            || (body.contains(" = ") && key.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+        uncommented.push_str(if is_toml { body } else { line });
+        uncommented.push('\n');
+    }
+    let env = MapEnv::new([
+        ("OPENAI_API_KEY", "sk-openai"),
+        ("ANTHROPIC_API_KEY", "sk-ant"),
+        ("MOAT_ADMIN_TOKEN", "a-long-enough-admin-token"),
+    ]);
+    let config = parse(&uncommented, "moat.toml", Path::new("/srv/moat"), &env)
+        .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+    let d = &config.detection;
+    assert_eq!(d.mode, moat_config::DetectionMode::Monitor);
+    assert_eq!(d.allowlist, ["acct_licensed"]);
+    assert_eq!(d.queue, 65_536);
+    assert_eq!(d.actions, moat_config::ActionsConfig::default());
+    assert_eq!(d.model.table["threshold"].as_float(), Some(10.0));
+    assert!(config.admin.token.is_some());
+}

@@ -54,7 +54,7 @@ fn syntax_errors_have_a_line() {
 fn unknown_fields_are_named_with_the_allowed_ones() {
     assert_eq!(
         errors(&with("[server]\nlisten = \"127.0.0.1:1\"\nport = 4000\n")),
-        ["line 12: server.port: unknown field `port`, expected one of `listen`, `max_body_bytes`, `shutdown_grace`, `read_timeout`, `stream_keepalive`"]
+        ["line 12: server.port: unknown field `port`, expected one of `listen`, `max_body_bytes`, `shutdown_grace`, `read_timeout`, `stream_keepalive`, `trusted_proxies`"]
     );
     assert_eq!(
         errors(&with("[keys]\nttl = \"1s\"\n")),
@@ -76,11 +76,11 @@ fn unknown_fields_are_named_with_the_allowed_ones() {
 fn unknown_sections_are_errors() {
     assert_eq!(
         errors(&with("[sever]\nlisten = \"127.0.0.1:1\"\n")),
-        ["line 10: sever: unknown section; expected [server], [store], [keys], [[providers]], [[models]], [[filters]], [params] or [[tiers]]"]
+        ["line 10: sever: unknown section; expected [server], [store], [keys], [[providers]], [[models]], [[filters]], [params], [[tiers]], [detection] or [admin]"]
     );
     assert_eq!(
         errors("listen = \"127.0.0.1:1\"\n[store]\npath = \"x\"\n"),
-        ["line 1: listen: unknown section; expected [server], [store], [keys], [[providers]], [[models]], [[filters]], [params] or [[tiers]]"]
+        ["line 1: listen: unknown section; expected [server], [store], [keys], [[providers]], [[models]], [[filters]], [params], [[tiers]], [detection] or [admin]"]
     );
 }
 

@@ -123,8 +123,10 @@ pub struct Track {
     pub tool_closes: u32,
     /// End users behind this key flagged for harvesting.
     pub flagged_end_users: u32,
-    /// Requests that came less than a second after the previous one.
+    /// Requests that came less than two seconds after the previous one.
     pub bursts: u32,
+    /// This end user already counted against its key's account.
+    pub counted_against_account: bool,
 }
 
 impl Track {

@@ -93,6 +93,8 @@ pub struct DetectorConfig {
     pub new_account_days: u32,
     /// Sign-ups within the same hour that make a burst.
     pub signup_burst_min: u32,
+    /// Evidence an end user needs before it counts against its key's account.
+    pub end_user_harvest_threshold: f32,
     /// End users flagged for harvesting before their key's account is flagged.
     pub end_users_to_flag_account: u32,
     /// Weights of the evidence.
@@ -109,7 +111,8 @@ impl Default for DetectorConfig {
             volume_per_day: 300,
             new_account_days: 30,
             signup_burst_min: 5,
-            end_users_to_flag_account: 2,
+            end_users_to_flag_account: 3,
+            end_user_harvest_threshold: 7.0,
             weights: Weights::default(),
         }
     }

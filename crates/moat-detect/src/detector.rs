@@ -56,6 +56,8 @@ struct Account {
     /// Template fingerprints and networks registered in the shared indexes.
     templates: Vec<u64>,
     nets: Vec<u64>,
+    /// Distinct end users seen behind its keys.
+    end_users: u32,
     /// System prompts it used that at least three accounts use.
     shared_seen: Vec<u64>,
     shared_systems: u32,
@@ -155,17 +157,24 @@ impl Detector {
             let was = track.first_flag.is_some();
             apply(track, &scored, ev, threshold, drift);
             out.end_user_flagged_now = !was && track.first_flag.is_some();
-            // An end user flagged for harvesting (not only for probing the app's system prompt)
-            // counts against the key's account.
+            // An end user with strong harvesting evidence (not only probes of the app's system
+            // prompt) counts against the key's account.
             let probing = track.contributions[Reason::Probe as usize];
             let total: f32 = track.contributions.iter().sum();
-            if out.end_user_flagged_now && probing * 2.0 < total {
+            let harvesting = track.peak >= self.config.end_user_harvest_threshold;
+            if harvesting && !track.counted_against_account && probing * 2.0 < total {
+                track.counted_against_account = true;
                 let need = self.config.end_users_to_flag_account;
                 let w = self.config.weights.clone();
                 let acct = &mut self.accounts[idx as usize].track;
                 acct.flagged_end_users += 1;
                 acct.contributions[Reason::FlaggedEndUsers as usize] += w.tainted_template;
-                if acct.flagged_end_users >= need && acct.first_flag.is_none() {
+                let users = self.accounts[idx as usize].end_users;
+                let acct = &mut self.accounts[idx as usize].track;
+                // Several, and a noticeable share of the key's end users: one odd user among
+                // hundreds on a reseller key is that user's verdict, not the reseller's.
+                let share = u64::from(acct.flagged_end_users) * 20 >= u64::from(users);
+                if acct.flagged_end_users >= need && share && acct.first_flag.is_none() {
                     acct.cusum = acct.cusum.max(self.config.threshold);
                     acct.peak = acct.peak.max(acct.cusum);
                     acct.first_flag = Some((ev.ts_ms, acct.requests));
@@ -192,6 +201,7 @@ impl Detector {
             nets: Vec::new(),
             shared_seen: Vec::new(),
             shared_systems: 0,
+            end_users: 0,
         });
         if let Some(c) = ev.account_created_ms {
             self.signups.add(c);
@@ -281,11 +291,14 @@ impl Detector {
         s.scored
     }
 
-    fn score_end_user(&mut self, _idx: u32, _user: &str, ev: &Event<'_>) -> Scored {
+    fn score_end_user(&mut self, idx: u32, user: &str, ev: &Event<'_>) -> Scored {
         let w = self.config.weights.clone();
         let f = ev.features;
-        // End users are keyed by (account, user); the track is created by the caller.
-        let key_track = self.end_users.entry((_idx, _user.into())).or_default();
+        let key = (idx, Box::<str>::from(user));
+        if !self.end_users.contains_key(&key) {
+            self.accounts[idx as usize].end_users += 1;
+        }
+        let key_track = self.end_users.entry(key).or_default();
         key_track.requests += 1;
         let mut s = content_evidence(key_track, f, ev, &w).scored;
         s.parts[Reason::Probe as usize] = w.probe * f.user_cues.probe;
@@ -309,6 +322,34 @@ impl Detector {
                 self.clusters.union(anchor, idx);
             }
         }
+    }
+
+    /// The score (0..1, 0.5 at the threshold) of one account, if it was seen; cheap, unlike
+    /// [`Detector::verdict`].
+    pub fn score(&self, account: &str) -> Option<f64> {
+        let idx = *self.index.get(account)?;
+        let t = &self.accounts[idx as usize].track;
+        Some(score_of(t.peak, self.config.threshold))
+    }
+
+    /// The score of one end user behind an account's key, if seen.
+    pub fn end_user_score(&self, account: &str, end_user: &str) -> Option<f64> {
+        let idx = *self.index.get(account)?;
+        let t = self.end_users.get(&(idx, Box::<str>::from(end_user)))?;
+        Some(score_of(t.peak, self.config.end_user_threshold))
+    }
+
+    /// The verdict on one end user behind an account's key, if seen.
+    pub fn end_user_verdict(&self, account: &str, end_user: &str) -> Option<Verdict> {
+        let idx = *self.index.get(account)?;
+        let t = self.end_users.get(&(idx, Box::<str>::from(end_user)))?;
+        Some(build(
+            account.to_string(),
+            Some(end_user.to_string()),
+            t,
+            self.config.end_user_threshold,
+            None,
+        ))
     }
 
     /// The verdict on one account, if it was seen.
@@ -503,7 +544,9 @@ fn apply(t: &mut Track, s: &Scored, ev: &Event<'_>, threshold: f32, drift: f32) 
         }
         if t.cusum >= threshold {
             t.first_flag = Some((ev.ts_ms, t.requests));
-            t.evidence.push(ev.request_id.into());
+            if t.evidence.last().map(|r| &**r) != Some(ev.request_id) {
+                t.evidence.push(ev.request_id.into());
+            }
         }
     }
 }
@@ -515,7 +558,7 @@ fn build(
     threshold: f32,
     cluster: Option<(String, u32)>,
 ) -> Verdict {
-    let score = f64::from(t.peak) / f64::from(t.peak + threshold);
+    let score = score_of(t.peak, threshold);
     let mut ranked: Vec<(Reason, f32)> = Reason::ALL
         .iter()
         .map(|&r| (r, t.contributions[r as usize]))
@@ -534,7 +577,7 @@ fn build(
     Verdict {
         account,
         end_user,
-        score: (score * 10_000.0).round() / 10_000.0,
+        score,
         flagged: t.first_flag.is_some(),
         first_flagged_ms: t.first_flag.map(|f| f.0),
         first_flagged_request: t.first_flag.map(|f| f.1),
@@ -543,6 +586,12 @@ fn build(
         reasons,
         evidence: Evidence::of(t, &ranked),
     }
+}
+
+/// Maps a CUSUM peak to a 0..1 score that is 0.5 at the threshold, rounded to four places.
+fn score_of(peak: f32, threshold: f32) -> f64 {
+    let s = f64::from(peak) / f64::from(peak + threshold);
+    (s * 10_000.0).round() / 10_000.0
 }
 
 /// The /24 (IPv4) or /48 (IPv6) network of an address, as a key.

@@ -137,6 +137,60 @@ pub fn passthrough(body: &Bytes, peek: &BodyPeek, target_model: &str, force_usag
             }
         }
     }
+    splice(body, edits)
+}
+
+/// The output-cap fields of a body, as raw JSON text.
+#[derive(Deserialize)]
+struct Caps<'a> {
+    #[serde(default, borrow, deserialize_with = "present")]
+    max_tokens: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    max_completion_tokens: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    max_output_tokens: Option<&'a RawValue>,
+}
+
+/// The body with its output cap lowered to `cap` (the detection gate's `degrade`): every cap
+/// field present (`max_tokens`, `max_completion_tokens`, `max_output_tokens`) above `cap` or
+/// null is set to `cap`; with none present, `insert_as` is added. Every other byte is the
+/// client's. `None` when nothing needs changing.
+pub fn cap_output_tokens(
+    body: &Bytes,
+    insert_as: &str,
+    cap: u64,
+) -> Result<Option<Bytes>, GatewayError> {
+    let caps: Caps<'_> = serde_json::from_slice(body)
+        .map_err(|e| GatewayError::invalid(format!("request body is not valid JSON: {e}"), None))?;
+    let present: Vec<&RawValue> = [
+        caps.max_tokens,
+        caps.max_completion_tokens,
+        caps.max_output_tokens,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    if present.is_empty() {
+        // `peek` checked the body opens an object and has a model, so a member follows.
+        let at = body.iter().position(|b| *b == b'{').map_or(0, |i| i + 1);
+        edits.push((at, at, format!("{}:{cap},", Value::from(insert_as))));
+    }
+    for raw in present {
+        let within = raw.get().parse::<u64>().is_ok_and(|n| n <= cap);
+        if !within {
+            let (start, end) = span(body, raw);
+            edits.push((start, end, cap.to_string()));
+        }
+    }
+    if edits.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(splice(body, edits)))
+}
+
+/// `body` with each `(start, end, text)` range replaced; ranges must not overlap.
+fn splice(body: &[u8], mut edits: Vec<(usize, usize, String)>) -> Bytes {
     edits.sort_by_key(|e| e.0);
     let mut out = Vec::with_capacity(body.len() + 64);
     let mut at = 0;
@@ -229,6 +283,50 @@ mod tests {
             true,
         );
         assert_eq!(out["stream_options"], json!({"include_usage": true}));
+    }
+
+    #[test]
+    fn output_caps_are_lowered_in_place_or_added() {
+        let cap = |body: &str, insert_as: &str| {
+            cap_output_tokens(&Bytes::from(body.to_string()), insert_as, 256)
+                .unwrap()
+                .map(|b| String::from_utf8(b.to_vec()).unwrap())
+        };
+        assert_eq!(
+            cap(
+                r#"{"model":"m", "max_tokens" : 4096 ,"n":1.0000000000000000001}"#,
+                "max_tokens"
+            )
+            .as_deref(),
+            Some(r#"{"model":"m", "max_tokens" : 256 ,"n":1.0000000000000000001}"#),
+            "only the cap's bytes change"
+        );
+        assert_eq!(
+            cap(
+                r#"{"max_completion_tokens":null,"model":"m","max_tokens":9000}"#,
+                "x"
+            )
+            .as_deref(),
+            Some(r#"{"max_completion_tokens":256,"model":"m","max_tokens":256}"#)
+        );
+        assert_eq!(
+            cap(
+                r#" {"model":"m","messages":[{"max_tokens":1}]}"#,
+                "max_completion_tokens"
+            )
+            .as_deref(),
+            Some(r#" {"max_completion_tokens":256,"model":"m","messages":[{"max_tokens":1}]}"#),
+            "absent: added at the top level, nested lookalikes untouched"
+        );
+        assert_eq!(
+            cap(
+                r#"{"model":"m","max_output_tokens":100}"#,
+                "max_output_tokens"
+            ),
+            None
+        );
+        assert_eq!(cap(r#"{"model":"m","max_tokens":256}"#, "max_tokens"), None);
+        assert!(cap_output_tokens(&Bytes::from_static(b"{"), "max_tokens", 1).is_err());
     }
 
     /// Mutated bodies never panic the reader, and whatever it accepts comes out of the splice as

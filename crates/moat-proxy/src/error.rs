@@ -92,6 +92,37 @@ pub enum GatewayError {
     /// The store failed.
     #[error("internal store error")]
     Store(#[from] StoreError),
+    /// The detection gate blocks the account (or the end user) for suspected model extraction.
+    #[error("This {} is blocked for suspected model extraction (distillation) of this service's models. If you believe this is a mistake, contact the operator of this service.", who(*.end_user))]
+    AccountBlocked {
+        /// The block is on the end user named in the request, not on the whole account.
+        end_user: bool,
+    },
+    /// The detection gate throttles the account (or the end user), and this request is over.
+    #[error("Rate limit reached for requests: this {} is limited to {rpm} requests per minute by the service's abuse controls. Try again in {} s; if you believe this is a mistake, contact the operator of this service.", who(*.end_user), retry_secs(*.retry_after_ms))]
+    Throttled {
+        /// The limit, requests per minute.
+        rpm: u32,
+        /// When the next request will be admitted, in ms from now.
+        retry_after_ms: u64,
+        /// The same, as Unix ms (for Anthropic's RFC 3339 reset header).
+        reset_at_ms: i64,
+        /// The limit is on the end user named in the request, not on the whole account.
+        end_user: bool,
+    },
+}
+
+fn who(end_user: bool) -> &'static str {
+    if end_user {
+        "end user"
+    } else {
+        "account"
+    }
+}
+
+/// Whole seconds to wait, at least one (clients give up on 0 and on fractions alike).
+fn retry_secs(ms: u64) -> u64 {
+    ms.div_ceil(1000).max(1)
 }
 
 impl GatewayError {
@@ -113,7 +144,8 @@ impl GatewayError {
             | GatewayError::InvalidRequest { .. }
             | GatewayError::ParamNotAllowed(_)
             | GatewayError::Translate(_) => 400,
-            GatewayError::Blocked { .. } => 403,
+            GatewayError::Blocked { .. } | GatewayError::AccountBlocked { .. } => 403,
+            GatewayError::Throttled { .. } => 429,
             GatewayError::UnknownModel(_) => 404,
             GatewayError::UpstreamStatus { status, .. } => *status,
             GatewayError::UpstreamUnavailable { timeout: true, .. } => 504,
@@ -154,6 +186,8 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable { timeout: true, .. } => "upstream_timeout",
             GatewayError::UpstreamUnavailable { timeout: false, .. } => "upstream_unreachable",
             GatewayError::Store(_) => "store",
+            GatewayError::AccountBlocked { .. } => "account_blocked",
+            GatewayError::Throttled { .. } => "detection_throttled",
         }
     }
 
@@ -178,7 +212,17 @@ impl GatewayError {
             }
             Protocol::Anthropic => anthropic_error(anthropic_type(status), &message),
         };
-        json_response(status, &body)
+        let mut response = json_response(status, &body);
+        if let GatewayError::Throttled {
+            rpm,
+            retry_after_ms,
+            reset_at_ms,
+            ..
+        } = self
+        {
+            rate_limit_headers(&mut response, protocol, rpm, retry_after_ms, reset_at_ms);
+        }
+        response
     }
 
     fn param(&self) -> Option<&str> {
@@ -220,6 +264,46 @@ fn openai_type_and_code(err: &GatewayError) -> (&'static str, Option<&'static st
             ("server_error", Some("upstream_error"))
         }
         GatewayError::Store(_) => ("server_error", None),
+        GatewayError::AccountBlocked { .. } => ("permission_error", Some("account_blocked")),
+        // OpenAI's own request-rate refusals say `"type": "requests"`.
+        GatewayError::Throttled { .. } => ("requests", Some("rate_limit_exceeded")),
+    }
+}
+
+/// `Retry-After` (whole seconds), `retry-after-ms` and the protocol's request rate-limit headers
+/// on a 429 from moat's own limits.
+fn rate_limit_headers(
+    response: &mut Response,
+    protocol: Protocol,
+    rpm: u32,
+    retry_after_ms: u64,
+    reset_at_ms: i64,
+) {
+    let secs = retry_secs(retry_after_ms);
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, v);
+        }
+    };
+    set("retry-after", secs.to_string());
+    set("retry-after-ms", retry_after_ms.to_string());
+    match protocol {
+        Protocol::OpenAi => {
+            set("x-ratelimit-limit-requests", rpm.to_string());
+            set("x-ratelimit-remaining-requests", "0".into());
+            set("x-ratelimit-reset-requests", format!("{secs}s"));
+        }
+        Protocol::Anthropic => {
+            set("anthropic-ratelimit-requests-limit", rpm.to_string());
+            set("anthropic-ratelimit-requests-remaining", "0".into());
+            let reset = std::time::UNIX_EPOCH
+                + std::time::Duration::from_millis(u64::try_from(reset_at_ms).unwrap_or(0))
+                + std::time::Duration::from_millis(999);
+            set(
+                "anthropic-ratelimit-requests-reset",
+                humantime::format_rfc3339_seconds(reset).to_string(),
+            );
+        }
     }
 }
 
@@ -341,6 +425,64 @@ mod tests {
             v["error"]["message"],
             "n is 9, but this account may ask for at most 8"
         );
+    }
+
+    #[tokio::test]
+    async fn detection_refusals_take_both_shapes_with_rate_limit_headers() {
+        let r = GatewayError::AccountBlocked { end_user: false }
+            .into_protocol_response(Protocol::OpenAi);
+        assert_eq!(r.status(), 403);
+        let v = body_json(r).await;
+        assert_eq!(v["error"]["type"], "permission_error");
+        assert_eq!(v["error"]["code"], "account_blocked");
+        assert_eq!(v["error"]["param"], serde_json::Value::Null);
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains("account is blocked for suspected model extraction"));
+        assert!(message.contains("contact the operator"));
+        let v = body_json(
+            GatewayError::AccountBlocked { end_user: true }
+                .into_protocol_response(Protocol::Anthropic),
+        )
+        .await;
+        assert_eq!(v["error"]["type"], "permission_error");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("end user is blocked"));
+
+        let throttled = || GatewayError::Throttled {
+            rpm: 6,
+            retry_after_ms: 9_001,
+            reset_at_ms: 1_700_000_009_001,
+            end_user: false,
+        };
+        let r = throttled().into_protocol_response(Protocol::OpenAi);
+        assert_eq!(r.status(), 429);
+        let h = r.headers().clone();
+        assert_eq!(h["retry-after"], "10");
+        assert_eq!(h["retry-after-ms"], "9001");
+        assert_eq!(h["x-ratelimit-limit-requests"], "6");
+        assert_eq!(h["x-ratelimit-remaining-requests"], "0");
+        assert_eq!(h["x-ratelimit-reset-requests"], "10s");
+        let v = body_json(r).await;
+        assert_eq!(v["error"]["type"], "requests");
+        assert_eq!(v["error"]["code"], "rate_limit_exceeded");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("6 requests per minute"));
+        let r = throttled().into_protocol_response(Protocol::Anthropic);
+        assert_eq!(r.status(), 429);
+        let h = r.headers().clone();
+        assert_eq!(h["retry-after"], "10");
+        assert_eq!(h["anthropic-ratelimit-requests-limit"], "6");
+        assert_eq!(
+            h["anthropic-ratelimit-requests-reset"],
+            "2023-11-14T22:13:30Z"
+        );
+        let v = body_json(r).await;
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "rate_limit_error");
     }
 
     #[tokio::test]

@@ -5,25 +5,44 @@
 //! Every hit is counted (`moat_filter_hits_total{filter,action}`), logged at info with the
 //! request id and kept on the request record as `filter:reason`; parameter refusals are counted
 //! in `moat_param_violations_total{reason}`.
+//!
+//! The same view gives the detector its per-request features (unless detection is off) and the
+//! detection gate the parameters and end user it needs, so a body is parsed once.
 
 use crate::error::GatewayError;
 use crate::pipeline::Endpoint;
 use crate::telemetry::RequestRecord;
+use moat_detect::{Extractor, RequestFeatures};
 use moat_guard::{Guard, Hit};
 use moat_policy::KeyRecord;
-use moat_protocol::view::{RequestView, ViewApi};
+use moat_protocol::view::{Params, RequestView, ViewApi};
 
-/// Runs the filters and the parameter policy for a request of `key` on `endpoint`. Endpoints
-/// without a chat body (embeddings, token counting) pass unchecked.
+/// What stage 4 read of a chat body, for the stages after it.
+#[derive(Debug, Clone)]
+pub(crate) struct Inspected {
+    /// The shape of the body.
+    pub api: ViewApi,
+    /// Its sampling and output parameters.
+    pub params: Params,
+    /// The end user it names.
+    pub end_user: Option<String>,
+    /// The detector's features, unless detection is off.
+    pub features: Option<RequestFeatures>,
+}
+
+/// Runs the filters and the parameter policy for a request of `key` on `endpoint`, and extracts
+/// the detector's features with `extractor`. Endpoints without a chat body (embeddings, token
+/// counting) pass unchecked, with nothing inspected.
 pub(crate) fn check(
     guard: &Guard,
     endpoint: Endpoint,
     body: &[u8],
     key: &KeyRecord,
+    extractor: Option<&Extractor>,
     record: &mut RequestRecord,
-) -> Result<(), GatewayError> {
+) -> Result<Option<Inspected>, GatewayError> {
     let Some(api) = view_api(endpoint) else {
-        return Ok(());
+        return Ok(None);
     };
     // A body the view cannot read (a parameter of the wrong type) is refused rather than passed
     // on unjudged.
@@ -53,7 +72,13 @@ pub(crate) fn check(
             "parameter not allowed"
         );
         GatewayError::ParamNotAllowed(violation)
-    })
+    })?;
+    Ok(Some(Inspected {
+        api,
+        features: extractor.map(|x| x.extract(&view)),
+        end_user: view.end_user.map(|u| u.into_owned()),
+        params: view.params,
+    }))
 }
 
 /// The view of an endpoint's body, for endpoints that carry a conversation.

@@ -3,11 +3,14 @@
 //! `pipeline.rs` holds the request path in order; everything else is a stage it calls or the
 //! plumbing around it.
 
+mod admin;
 mod auth;
 mod body;
+mod detection;
 mod error;
 mod filter;
 mod forward;
+mod forwarded;
 mod models;
 mod pipeline;
 mod relay;
@@ -17,8 +20,9 @@ mod state;
 mod telemetry;
 mod upstream;
 
+pub use detection::{detector_config, Action, Detection, QueryError, Row};
 pub use error::GatewayError;
 pub use pipeline::Endpoint;
 pub use server::{router, serve, Gateway};
-pub use state::AppState;
+pub use state::{AppState, StateError};
 pub use telemetry::{init_logging, prometheus, LogGuard};

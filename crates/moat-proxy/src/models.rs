@@ -37,7 +37,8 @@ async fn list(
 ) -> Result<Value, GatewayError> {
     let presented = presented_key(headers).ok_or(GatewayError::MissingKey)?;
     let key = state.keys.authenticate(presented).await?;
-    moat_policy::authorize(&key, None, peer, state.clock.now_secs())?;
+    let client = crate::forwarded::client_ip(peer, headers, &state.config.server.trusted_proxies);
+    moat_policy::authorize(&key, None, client, state.clock.now_secs())?;
     let created_at = humantime::format_rfc3339_seconds(
         UNIX_EPOCH + Duration::from_secs(state.started_at.max(0) as u64),
     )

@@ -1,9 +1,11 @@
-//! The request path, top to bottom: authenticate, read, authorize, filter, route, forward, settle.
+//! The request path, top to bottom: authenticate, read, authorize, filter, detection gate, route,
+//! forward, settle and record.
 //!
 //! Each stage is a call into the module or crate that owns it; this file only orders them. Later
-//! planes (detection gate, limits and budgets, audit) slot in between as stages of their own.
+//! planes (limits and budgets, audit) slot in between as stages of their own.
 
 use crate::auth::presented_key;
+use crate::detection::NewEvent;
 use crate::error::GatewayError;
 use crate::forward::{forward, Exchange};
 use crate::state::AppState;
@@ -120,19 +122,57 @@ async fn run(
         return Err(GatewayError::invalid(message, Some("stream")));
     }
 
-    // 3. Authorize: key scope (expiry, revocation, source network, model).
-    moat_policy::authorize(&key, Some(&peek.model), peer.ip(), state.clock.now_secs())?;
+    // 3. Authorize: key scope (expiry, revocation, source network, model), on the client's
+    // address as the trusted proxies in front of moat report it.
+    let client = crate::forwarded::client_ip(
+        peer.ip(),
+        &parts.headers,
+        &state.config.server.trusted_proxies,
+    );
+    moat_policy::authorize(&key, Some(&peek.model), client, state.clock.now_secs())?;
 
-    // 4. Filter: blocked-pattern lists and the parameter policy of the account's tier.
-    crate::filter::check(&state.guard, endpoint, &bytes, &key, record)?;
+    // 4. Filter: blocked-pattern lists and the parameter policy of the account's tier; the same
+    // view gives the detector its features.
+    let detection = &state.detection;
+    let inspected = crate::filter::check(
+        &state.guard,
+        endpoint,
+        &bytes,
+        &key,
+        detection.extractor(),
+        record,
+    )?;
 
-    // 5. Route.
+    // 5. Detection gate: the current action on the account and its end user.
+    let arrived_ms = state.clock.now_ms();
+    let admission = detection.gate(&key.account, inspected.as_ref(), arrived_ms, record)?;
+    let (bytes, peek) = match (admission.cap_output, &inspected) {
+        (Some(cap), Some(i)) => crate::detection::cap_output(bytes, peek, i.api, cap)?,
+        _ => (bytes, peek),
+    };
+
+    // 6. Route.
     let plan = state
         .routes
         .plan(&peek.model)
         .ok_or_else(|| GatewayError::UnknownModel(peek.model.clone()))?;
 
-    // 6. Forward, failing over along the plan; 7. settle usage (in the response or at stream end).
+    // 9. Record, for the detector: the event leaves with the usage when the record finishes.
+    if let Some(i) = inspected {
+        record.detect = detection.pending(NewEvent {
+            ts_ms: arrived_ms,
+            request_id: Arc::clone(&record.request_id),
+            account: key.account.clone(),
+            end_user: i.end_user,
+            // Keys stand in for accounts until accounts have records of their own.
+            account_created_ms: (key.created_at > 0).then(|| key.created_at.saturating_mul(1000)),
+            ip: client,
+            features: i.features,
+        });
+    }
+
+    // 7. Forward, failing over along the plan; 8. relay and 9. settle usage (in the response or
+    // at stream end).
     let exchange = Exchange {
         endpoint,
         raw: bytes,

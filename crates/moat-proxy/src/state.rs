@@ -1,11 +1,13 @@
 //! Everything a request needs, built once from the config and shared by all requests.
 
 use crate::auth::KeyCache;
+use crate::detection::Detection;
 use crate::routing::Routes;
 use crate::upstream::Provider;
-use moat_config::Config;
+use moat_config::{Config, ConfigError};
 use moat_core::{Clock, SystemClock};
 use moat_guard::{Guard, GuardError};
+use moat_policy::KeyHash;
 use moat_store::KeyStore;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,12 +29,34 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// When the gateway started, Unix seconds (the `created` of listed models).
     pub started_at: i64,
+    /// The distillation detector: features, the board of actions, the worker's queue.
+    pub detection: Detection,
+    /// SHA-256 of the admin token, when the admin API is on.
+    pub(crate) admin_token: Option<KeyHash>,
+}
+
+/// Why the state could not be built from a valid config.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// A filter's pattern file cannot be read or compiled.
+    #[error("cannot load the filters:\n{0}")]
+    Guard(#[from] GuardError),
+    /// `[detection.model]` does not fit the detector, or the detector cannot start.
+    #[error("cannot start the detector: {0}")]
+    Detection(ConfigError),
+}
+
+impl From<ConfigError> for StateError {
+    fn from(e: ConfigError) -> Self {
+        StateError::Detection(e)
+    }
 }
 
 impl AppState {
     /// Builds the state for `config` over `store`. Fails when a filter's pattern file cannot be
-    /// read or compiled; the error names every such file and line.
-    pub fn new(config: Config, store: Arc<dyn KeyStore>) -> Result<AppState, GuardError> {
+    /// read or compiled (the error names every such file and line), or when `[detection.model]`
+    /// does not fit the detector's settings.
+    pub fn new(config: Config, store: Arc<dyn KeyStore>) -> Result<AppState, StateError> {
         Self::with_clock(config, store, Arc::new(SystemClock))
     }
 
@@ -41,8 +65,14 @@ impl AppState {
         config: Config,
         store: Arc<dyn KeyStore>,
         clock: Arc<dyn Clock>,
-    ) -> Result<AppState, GuardError> {
+    ) -> Result<AppState, StateError> {
         let guard = Guard::from_config(&config)?;
+        let detection = Detection::new(&config.detection)?;
+        let admin_token = config
+            .admin
+            .token
+            .as_ref()
+            .map(|t| moat_policy::hash_key(t.expose()));
         // Install the metrics recorder before the first request records anything.
         let _ = crate::telemetry::prometheus();
         let mut providers = HashMap::new();
@@ -56,6 +86,8 @@ impl AppState {
             routes,
             guard,
             started_at: clock.now_secs(),
+            detection,
+            admin_token,
             clock,
             config: Arc::new(config),
         })

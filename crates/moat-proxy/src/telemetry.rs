@@ -71,6 +71,8 @@ pub struct RequestRecord {
     pub flags: Vec<String>,
     /// When the request arrived.
     pub started: Instant,
+    /// The detector event of this request, sent with the settled usage when the record finishes.
+    pub(crate) detect: Option<crate::detection::Pending>,
     done: bool,
 }
 
@@ -89,6 +91,7 @@ impl RequestRecord {
             attempts: 0,
             flags: Vec::new(),
             started: Instant::now(),
+            detect: None,
             done: false,
         }
     }
@@ -105,6 +108,10 @@ impl RequestRecord {
     pub fn finish(&mut self, status: u16, usage: Option<Usage>, error: Option<&'static str>) {
         if std::mem::replace(&mut self.done, true) {
             return;
+        }
+        // The record stage's hand-off to the detector: a bounded queue push, never a wait.
+        if let Some(pending) = self.detect.take() {
+            pending.settle(usage);
         }
         let elapsed = self.started.elapsed();
         let model = self.model.as_deref().unwrap_or("");

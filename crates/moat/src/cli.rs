@@ -36,6 +36,28 @@ pub enum Command {
 pub enum DetectCommand {
     /// Run a recorded trace (JSON lines, optionally gzipped) through the detector.
     Replay(ReplayArgs),
+    /// Show a running gateway's verdicts (its admin API).
+    Verdicts(VerdictsArgs),
+}
+
+/// `moat detect verdicts`.
+#[derive(Args, Debug)]
+pub struct VerdictsArgs {
+    /// The gateway's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:4000")]
+    pub url: String,
+    /// The admin token (`[admin] token` in the gateway's config).
+    #[arg(long, env = "MOAT_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Only accounts and end users that crossed the threshold.
+    #[arg(long)]
+    pub flagged: bool,
+    /// Only this account and its end users.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// One JSON object per line (with reasons and evidence) instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `moat detect replay`.

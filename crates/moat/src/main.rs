@@ -5,6 +5,7 @@ mod demo;
 mod detect;
 mod keys;
 mod serve;
+mod verdicts;
 
 use clap::Parser;
 use cli::{Cli, Command, ConfigCommand, DetectCommand};
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
             Command::Keys(cmd) => keys::run(cmd).await,
             Command::Config(ConfigCommand::Check(args)) => serve::check(&args.config),
             Command::Detect(DetectCommand::Replay(args)) => detect::replay(args),
+            Command::Detect(DetectCommand::Verdicts(args)) => verdicts::run(args).await,
         }
     });
     match result {

@@ -33,15 +33,27 @@ pub fn check(path: &Path) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     }
+    if let Err(e) = moat_proxy::detector_config(&config.detection.model) {
+        let line = e.line.map(|l| format!("{l}:")).unwrap_or_default();
+        eprintln!(
+            "{}:{line} {}: {}\n1 error in {}",
+            path.display(),
+            e.field,
+            e.message,
+            path.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     println!(
-        "{}: ok ({} providers, {} models, {}, {}, listen {})",
+        "{}: ok ({} providers, {} models, {}, {}, listen {}, detection {})",
         path.display(),
         config.providers.len(),
         config.models.len(),
         count(config.filters.len(), "filter"),
         count(config.tiers.len() + 1, "tier"),
-        config.server.listen
+        config.server.listen,
+        config.detection.mode.as_str()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -66,8 +78,7 @@ pub async fn serve_config(
         .with_context(|| format!("opening store {}", config.store.path.display()))?;
     let listen = config.server.listen;
     let grace = config.server.shutdown_grace;
-    let state = AppState::new(config, Arc::new(store))
-        .map_err(|errors| anyhow::anyhow!("cannot load the filters:\n{errors}"))?;
+    let state = AppState::new(config, Arc::new(store)).map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;

@@ -213,3 +213,134 @@ async fn serve_relays_and_stops_cleanly_on_sigterm() {
         "moat serve exited with {status} on SIGTERM"
     );
 }
+
+/// Starts `moat serve` on `config` and returns it with the address it reported.
+fn spawn_serve(config: &Path, env: &[(&str, &str)]) -> (std::process::Child, String) {
+    let mut cmd = moat();
+    cmd.args(["serve", "--config"])
+        .arg(config)
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("addr=").nth(1) {
+                let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("moat serve did not report its address");
+    (child, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detect_verdicts_reads_a_running_gateway_with_its_admin_token() {
+    const TOKEN: &str = "cli-admin-token-0123456789";
+    let sim = SimUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim.openai_base_url());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[detection]\nmode = \"enforce\"\n[admin]\ntoken = \"${MOAT_ADMIN_TOKEN}\"\n");
+    std::fs::write(&config, text).unwrap();
+    let out = moat()
+        .args([
+            "keys",
+            "create",
+            "--account",
+            "acct_cli",
+            "--json",
+            "--config",
+        ])
+        .arg(&config)
+        .env("MOAT_ADMIN_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (mut child, addr) = spawn_serve(&config, &[("MOAT_ADMIN_TOKEN", TOKEN)]);
+    let body =
+        serde_json::json!({"model": "gpt", "messages": [{"role": "user", "content": "hi there"}]});
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let url = format!("http://{addr}");
+    let verdicts = |extra: &[&str]| {
+        let mut c = moat();
+        c.args(["detect", "verdicts", "--url", &url]).args(extra);
+        c.output().unwrap()
+    };
+    let table = verdicts(&["--token", TOKEN]);
+    let stdout = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.status.success(),
+        "{}",
+        String::from_utf8_lossy(&table.stderr)
+    );
+    let mut lines = stdout.lines();
+    assert!(lines.next().unwrap().starts_with("ACCOUNT  "), "{stdout}");
+    let row = lines.next().unwrap();
+    assert!(row.starts_with("acct_cli "), "{stdout}");
+    assert!(row.contains(" no ") && row.contains(" allow "), "{stdout}");
+    assert!(String::from_utf8_lossy(&table.stderr)
+        .contains("1 verdicts, 0 flagged (detection mode: enforce)"));
+
+    let json = verdicts(&["--token", TOKEN, "--json"]);
+    let line: Value = serde_json::from_str(String::from_utf8_lossy(&json.stdout).trim()).unwrap();
+    assert_eq!(line["account"], "acct_cli");
+    assert_eq!(line["evidence"]["requests"], 1);
+    let flagged = verdicts(&["--token", TOKEN, "--json", "--flagged"]);
+    assert!(flagged.status.success());
+    assert!(flagged.stdout.is_empty());
+
+    let mut from_env = moat();
+    from_env
+        .args(["detect", "verdicts", "--url", &url, "--json"])
+        .env("MOAT_ADMIN_TOKEN", TOKEN);
+    assert!(
+        from_env.output().unwrap().status.success(),
+        "the token may come from the environment"
+    );
+    let wrong = verdicts(&["--token", "not-the-admin-token"]);
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("refused the admin token (401)"));
+
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn config_check_names_unknown_detector_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "http://127.0.0.1:9/v1");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    let line = text.lines().count() + 1;
+    text.push_str("[detection.model]\nthresold = 12\n");
+    std::fs::write(&config, text).unwrap();
+    let out = moat()
+        .args(["config", "check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "moat.toml:{line}: detection.model: unknown field `thresold`"
+        )),
+        "{err}"
+    );
+}

@@ -3,10 +3,10 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use moat_config::{
-    Config, KeysConfig, ModelConfig, ParamsConfig, ProviderConfig, ServerConfig, StoreConfig,
-    TargetConfig,
+    AdminConfig, Config, DetectionConfig, KeysConfig, ModelConfig, ParamsConfig, ProviderConfig,
+    ServerConfig, StoreConfig, TargetConfig,
 };
-use moat_core::{Protocol, Secret};
+use moat_core::{Clock, Protocol, Secret, SystemClock};
 use moat_policy::{generate_key, KeyRecord};
 use moat_proxy::{AppState, Gateway};
 use moat_store::{KeyStore, MemoryStore};
@@ -35,6 +35,8 @@ pub struct KeyScope {
     /// The key's account; `acct` when not set.
     pub account: Option<&'static str>,
     pub workflow: Option<&'static str>,
+    /// The key's creation time, Unix seconds; 0 when not set.
+    pub created_at: Option<i64>,
 }
 
 fn provider(name: &str, kind: Protocol, base_url: String) -> ProviderConfig {
@@ -64,6 +66,7 @@ pub fn config(sim: &SimUpstream, dead_port: u16) -> Config {
             shutdown_grace: Duration::from_secs(5),
             read_timeout: Duration::from_secs(5),
             stream_keepalive: Duration::from_millis(100),
+            trusted_proxies: vec![],
         },
         store: StoreConfig {
             path: "unused.db".into(),
@@ -91,6 +94,8 @@ pub fn config(sim: &SimUpstream, dead_port: u16) -> Config {
         filters: vec![],
         params: ParamsConfig::default(),
         tiers: vec![],
+        detection: DetectionConfig::default(),
+        admin: AdminConfig::default(),
     }
 }
 
@@ -106,6 +111,14 @@ impl Harness {
     }
 
     pub async fn start_with(edit: impl FnOnce(&mut Config)) -> Harness {
+        Self::start_with_clock(edit, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Harness::start_with`], with the gateway reading time from `clock`.
+    pub async fn start_with_clock(
+        edit: impl FnOnce(&mut Config),
+        clock: Arc<dyn Clock>,
+    ) -> Harness {
         let sim = SimUpstream::start_with(SimOptions {
             api_key: Some(UPSTREAM_KEY.into()),
             ..SimOptions::default()
@@ -115,7 +128,7 @@ impl Harness {
         let mut config = config(&sim, closed_port());
         edit(&mut config);
         let store = Arc::new(MemoryStore::new());
-        let state = AppState::new(config, store.clone()).unwrap();
+        let state = AppState::with_clock(config, store.clone(), clock).unwrap();
         let gateway = Gateway::start(state, "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
@@ -142,7 +155,10 @@ impl Harness {
             expires_at: scope.expires_at,
             revoked_at: scope.revoked_at,
             workflow: scope.workflow.map(str::to_string),
-            ..g.record(scope.account.unwrap_or("acct"), 0)
+            ..g.record(
+                scope.account.unwrap_or("acct"),
+                scope.created_at.unwrap_or(0),
+            )
         };
         self.store.insert_key(&record).await.unwrap();
         g.key.expose().clone()
@@ -184,6 +200,30 @@ impl Harness {
             .send()
             .await
             .unwrap()
+    }
+
+    /// POST as an OpenAI client (Bearer) with another key and extra headers.
+    pub async fn openai_with(
+        &self,
+        key: &str,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut r = self.http.post(self.url(path)).bearer_auth(key).json(body);
+        for (name, value) in headers {
+            r = r.header(*name, *value);
+        }
+        r.send().await.unwrap()
+    }
+
+    /// GET an admin path with a bearer token (none when `token` is `None`).
+    pub async fn admin(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut r = self.http.get(self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send().await.unwrap()
     }
 
     /// The gateway's /metrics text.

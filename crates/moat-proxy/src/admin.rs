@@ -1,0 +1,98 @@
+//! The admin API (`/admin/v1/...`): for now the detector's verdicts, behind the bearer token of
+//! `[admin] token`. Without a configured token the admin API does not exist (404); a missing or
+//! wrong token is a 401. The token is compared as SHA-256 digests in constant time (`subtle`,
+//! through `moat_policy::KeyHash`), so neither its content nor its length shows in timings.
+
+use crate::error::json_response;
+use crate::state::AppState;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+/// `GET /admin/v1/detect/verdicts` query parameters.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VerdictQuery {
+    /// Only verdicts that crossed the threshold.
+    #[serde(default)]
+    flagged: bool,
+    /// Only this account and its end users.
+    account: Option<String>,
+}
+
+/// `GET /admin/v1/detect/verdicts[?flagged=true][&account=...]`: every account and end user the
+/// detector has seen, with score, flag, cluster, reasons, evidence and the action it maps to.
+pub(crate) async fn verdicts(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Result<Query<VerdictQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if let Some(refusal) = refuse(&state, &headers) {
+        return refusal;
+    }
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &e.body_text(),
+            )
+        }
+    };
+    match state.detection.verdicts(q.account, q.flagged).await {
+        Ok(rows) => json_response(
+            StatusCode::OK,
+            &json!({
+                "object": "list",
+                "mode": state.detection.mode().as_str(),
+                "data": rows,
+            }),
+        ),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            &e.to_string(),
+        ),
+    }
+}
+
+/// The refusal of a request without the admin token; `None` lets it through.
+fn refuse(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    let Some(expected) = &state.admin_token else {
+        // No token configured: the admin API is off, and says nothing about itself.
+        return Some(error(StatusCode::NOT_FOUND, "not_found_error", "not found"));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    match presented {
+        Some(token) if moat_policy::hash_key(token).matches(expected) => None,
+        _ => {
+            let mut r = error(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "missing or invalid admin token: send it as 'Authorization: Bearer <token>'",
+            );
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            Some(r)
+        }
+    }
+}
+
+fn error(status: StatusCode, kind: &str, message: &str) -> Response {
+    json_response(
+        status,
+        &json!({"error": {"message": message, "type": kind, "param": null, "code": null}}),
+    )
+}
