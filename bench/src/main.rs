@@ -187,6 +187,9 @@ fn config(sim: &SimUpstream) -> Config {
         filters: vec![],
         params: Default::default(),
         tiers: vec![],
+        // As `moat serve` runs by default: the detector in monitor mode, no admin API.
+        detection: Default::default(),
+        admin: Default::default(),
     }
 }
 
