@@ -60,7 +60,6 @@ struct Account {
     end_users: u32,
     /// System prompts it used that at least three accounts use.
     shared_seen: Vec<u64>,
-    shared_systems: u32,
 }
 
 /// The distillation detector. Pure: time comes from the events.
@@ -200,7 +199,6 @@ impl Detector {
             templates: Vec::new(),
             nets: Vec::new(),
             shared_seen: Vec::new(),
-            shared_systems: 0,
             end_users: 0,
         });
         if let Some(c) = ev.account_created_ms {
@@ -244,13 +242,10 @@ impl Detector {
         // Rotating system prompts that other accounts use too: a shared harvesting script.
         if let Some(fp) = system {
             if self.templates.accounts(fp) >= 3 {
-                acct.shared_systems = acct
-                    .shared_systems
-                    .saturating_add(u32::from(!acct.shared_seen.contains(&fp)));
                 if !acct.shared_seen.contains(&fp) && acct.shared_seen.len() < MAX_REGISTERED {
                     acct.shared_seen.push(fp);
                 }
-                if acct.shared_systems >= 2 {
+                if acct.shared_seen.len() >= 2 {
                     s.scored.parts[Reason::SystemRotation as usize] += w.shared_system;
                 }
             }

@@ -3,6 +3,8 @@
 //! Extraction reads a [`RequestView`] and returns a small `Copy` value; nothing of the prompt text
 //! is kept, only masked fingerprints and cue strengths.
 
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind};
+
 use crate::lexicon::{Cues, Lexicon};
 use crate::text::{self, Fingerprint, TextPrint};
 use moat_protocol::view::{RequestView, Role};
@@ -103,6 +105,7 @@ impl RequestFeatures {
 #[derive(Debug, Clone, Default)]
 pub struct Extractor {
     lexicon: Lexicon,
+    marks: CategoryMarks,
 }
 
 impl Extractor {
@@ -125,10 +128,10 @@ impl Extractor {
             }
         }
         if !view.system.is_empty() {
-            let joined: String = if view.system.len() == 1 {
-                view.system[0].to_string()
+            let joined: std::borrow::Cow<'_, str> = if view.system.len() == 1 {
+                std::borrow::Cow::Borrowed(view.system[0].as_ref())
             } else {
-                view.system.join("\n")
+                std::borrow::Cow::Owned(view.system.join("\n"))
             };
             bytes += joined.len();
             let p = text::print(&joined);
@@ -139,7 +142,7 @@ impl Extractor {
         if let Some(user) = view.last_user_text() {
             f.user = text::print(user);
             f.user_cues = self.scan_window(user);
-            f.category = category(user, view.tool_count);
+            f.category = self.marks.category(user, view.tool_count);
         } else if view.tool_count > 0 {
             f.category = Category::Tool;
         }
@@ -184,65 +187,92 @@ fn floor_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
-/// A cheap capability guess from surface marks.
-fn category(text: &str, tools: usize) -> Category {
-    if tools > 0 {
-        return Category::Tool;
+/// Surface marks of each category, matched ASCII-case-insensitively in the head of the text.
+const CODE: &[&str] = &[
+    "```",
+    "def ",
+    "function",
+    "code",
+    "program",
+    "script",
+    "sql",
+    "python",
+    "java",
+    "c++",
+    "class ",
+    "regex",
+    "algorithm",
+    "html",
+    "css",
+    "api",
+];
+const MATH: &[&str] = &[
+    "how many",
+    "how much",
+    "what is the",
+    "calculate",
+    "total",
+    "percent",
+    "solve",
+];
+const ROLEPLAY: &[&str] = &[
+    "imagine you",
+    "you are a",
+    "act as",
+    "pretend",
+    "role of",
+    "roleplay",
+    "you are an",
+];
+
+/// One automaton over every category mark: one pass over the head instead of a lower-cased copy
+/// and thirty substring searches.
+#[derive(Debug, Clone)]
+struct CategoryMarks(AhoCorasick);
+
+impl Default for CategoryMarks {
+    fn default() -> Self {
+        // The patterns are constants: building cannot fail for any input.
+        #[allow(clippy::expect_used)]
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(CODE.iter().chain(MATH).chain(ROLEPLAY))
+            .expect("constant patterns compile");
+        CategoryMarks(ac)
     }
-    let head = &text[..floor_boundary(text, text.len().min(800))];
-    let lower = head.to_ascii_lowercase();
-    const CODE: &[&str] = &[
-        "```",
-        "def ",
-        "function",
-        "code",
-        "program",
-        "script",
-        "sql",
-        "python",
-        "java",
-        "c++",
-        "class ",
-        "regex",
-        "algorithm",
-        "html",
-        "css",
-        "api",
-    ];
-    if CODE.iter().any(|k| lower.contains(k)) {
-        return Category::Code;
+}
+
+impl CategoryMarks {
+    /// A cheap capability guess from surface marks.
+    fn category(&self, text: &str, tools: usize) -> Category {
+        if tools > 0 {
+            return Category::Tool;
+        }
+        let head = &text[..floor_boundary(text, text.len().min(800))];
+        let (mut code, mut math, mut roleplay) = (false, false, false);
+        for m in self.0.find_overlapping_iter(head) {
+            let i = m.pattern().as_usize();
+            if i < CODE.len() {
+                code = true;
+                break;
+            } else if i < CODE.len() + MATH.len() {
+                math = true;
+            } else {
+                roleplay = true;
+            }
+        }
+        if code {
+            return Category::Code;
+        }
+        if math && head.bytes().filter(u8::is_ascii_digit).count() >= 2 {
+            return Category::Math;
+        }
+        if roleplay {
+            return Category::Roleplay;
+        }
+        Category::Other
     }
-    let digits = head.bytes().filter(u8::is_ascii_digit).count();
-    if digits >= 2
-        && [
-            "how many",
-            "how much",
-            "what is the",
-            "calculate",
-            "total",
-            "percent",
-            "solve",
-        ]
-        .iter()
-        .any(|k| lower.contains(k))
-    {
-        return Category::Math;
-    }
-    if [
-        "imagine you",
-        "you are a",
-        "act as",
-        "pretend",
-        "role of",
-        "roleplay",
-        "you are an",
-    ]
-    .iter()
-    .any(|k| lower.contains(k))
-    {
-        return Category::Roleplay;
-    }
-    Category::Other
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! prompt-leak attacks (Perez & Ribeiro 2022; OWASP LLM07:2025). They are deliberately broad:
 //! no single cue flags anyone; the per-account model weighs them with everything else.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::Regex;
 
 /// What a cue phrase points to.
@@ -183,6 +183,19 @@ const PHRASES: &[(&str, Kind)] = &[
     ("wrote for you", Kind::Probe),
 ];
 
+/// The last word of every `reveal` and `mention` match (`instructions?`, `directives`,
+/// `guidelines` and `system message` reduce to these prefixes).
+const PROBE_NOUNS: &[&str] = &[
+    "prompt",
+    "instruction",
+    "rules",
+    "configuration",
+    "setup",
+    "directive",
+    "guideline",
+    "message",
+];
+
 /// Cue strengths found in one text.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Cues {
@@ -200,6 +213,8 @@ pub struct Cues {
 #[derive(Debug, Clone)]
 pub struct Lexicon {
     phrases: AhoCorasick,
+    /// The nouns every probe regex match ends with: the regexes only run when one is present.
+    nouns: AhoCorasick,
     reveal: Regex,
     mention: Regex,
 }
@@ -212,7 +227,14 @@ impl Lexicon {
         let phrases = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
+            // Over 100 patterns the default is an NFA; a DFA scans several times faster.
+            .kind(Some(AhoCorasickKind::DFA))
             .build(PHRASES.iter().map(|(p, _)| p))
+            .expect("constant patterns compile");
+        #[allow(clippy::expect_used)]
+        let nouns = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .build(PROBE_NOUNS)
             .expect("constant patterns compile");
         #[allow(clippy::expect_used)]
         let reveal = Regex::new(
@@ -226,9 +248,16 @@ impl Lexicon {
         .expect("constant regex compiles");
         Lexicon {
             phrases,
+            nouns,
             reveal,
             mention,
         }
+    }
+
+    /// Whether `text` could match `reveal` or `mention`: it holds one of their last words, or a
+    /// character that Unicode case folding makes one of those words' letters (ſ is s, K is k).
+    fn may_probe(&self, text: &str) -> bool {
+        self.nouns.is_match(text) || (!text.is_ascii() && text.contains(['\u{17f}', '\u{212a}']))
     }
 
     /// Scans `text` for cues.
@@ -261,7 +290,7 @@ impl Lexicon {
         if cues.elicit < 1.0 && weak > 0 {
             cues.elicit = if weak >= 2 { 0.6 } else { 0.35 };
         }
-        if cues.probe < 1.0 {
+        if cues.probe < 1.0 && self.may_probe(text) {
             if self.reveal.is_match(text) {
                 cues.probe = 1.0;
             } else if self.mention.is_match(text) {

@@ -95,14 +95,15 @@ fn for_each_token(text: &str, mut emit: impl FnMut(&[u8])) {
 /// Computes the fingerprints of `text`.
 pub fn print(text: &str) -> TextPrint {
     let mut token_hashes: Vec<u64> = Vec::with_capacity(64);
-    let mut total = 0u32;
-    let mut whole = xxhash_rust::xxh3::Xxh3::with_seed(1);
+    // The masked stream, hashed once at the end: the same digest as feeding a streaming XXH3
+    // token by token, without its per-call buffering.
+    let mut stream: Vec<u8> = Vec::with_capacity(text.len() + 16);
     for_each_token(text, |t| {
-        total = total.saturating_add(1);
-        whole.update(t);
-        whole.update(b" ");
+        stream.extend_from_slice(t);
+        stream.push(b' ');
         token_hashes.push(hash(t, 7));
     });
+    let total = u32::try_from(token_hashes.len()).unwrap_or(u32::MAX);
     let n = token_hashes.len();
     let (prefix, suffix) = if n >= MIN_TEMPLATE_TOKENS {
         (
@@ -113,7 +114,7 @@ pub fn print(text: &str) -> TextPrint {
         (None, None)
     };
     TextPrint {
-        whole: whole.digest(),
+        whole: hash(&stream, 1),
         prefix,
         suffix,
         simhash: simhash(&token_hashes[..n.min(MAX_SHINGLED_TOKENS)]),
@@ -129,28 +130,71 @@ fn combine(hashes: &[u64], seed: u64) -> Fingerprint {
     })
 }
 
+/// `SPREAD[b]` holds bit `j` of `b` in byte `j`: adding it counts eight bit positions at once.
+const SPREAD: [u64; 256] = {
+    let mut table = [0u64; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut j = 0;
+        while j < 8 {
+            if (b >> j) & 1 == 1 {
+                table[b] |= 1 << (8 * j);
+            }
+            j += 1;
+        }
+        b += 1;
+    }
+    table
+};
+
 /// SimHash (Charikar 2002) over word trigrams given as per-token hashes.
+///
+/// Counts the set bits of each position over all shingles (eight byte-wide counters per `u64`,
+/// flushed before they can overflow); a bit of the result is set when it is set in more than
+/// half the shingles (the sign of the classic +1/-1 sum).
 pub fn simhash(token_hashes: &[u64]) -> u64 {
     if token_hashes.is_empty() {
         return 0;
     }
-    let mut counts = [0i32; 64];
-    let mut add = |h: u64| {
-        for (bit, c) in counts.iter_mut().enumerate() {
-            *c += if (h >> bit) & 1 == 1 { 1 } else { -1 };
+    let mut ones = [0u32; 64];
+    let mut packed = [0u64; 8];
+    let mut pending = 0u32;
+    let mut shingles = 0u32;
+    let add = |h: u64, packed: &mut [u64; 8], pending: &mut u32| {
+        for (k, p) in packed.iter_mut().enumerate() {
+            *p += SPREAD[((h >> (8 * k)) & 0xff) as usize];
+        }
+        *pending += 1;
+    };
+    let flush = |packed: &mut [u64; 8], ones: &mut [u32; 64]| {
+        for (k, p) in packed.iter_mut().enumerate() {
+            for j in 0..8 {
+                ones[8 * k + j] += ((*p >> (8 * j)) & 0xff) as u32;
+            }
+            *p = 0;
         }
     };
     if token_hashes.len() < 3 {
-        add(combine(token_hashes, 17));
+        add(combine(token_hashes, 17), &mut packed, &mut pending);
+        shingles = 1;
     } else {
         for w in token_hashes.windows(3) {
-            add(combine(w, 17));
+            add(combine(w, 17), &mut packed, &mut pending);
+            shingles += 1;
+            if pending == 255 {
+                flush(&mut packed, &mut ones);
+                pending = 0;
+            }
         }
     }
-    counts.iter().enumerate().fold(
-        0u64,
-        |acc, (bit, &c)| if c > 0 { acc | (1 << bit) } else { acc },
-    )
+    flush(&mut packed, &mut ones);
+    ones.iter().enumerate().fold(0u64, |acc, (bit, &c)| {
+        if 2 * c > shingles {
+            acc | (1 << bit)
+        } else {
+            acc
+        }
+    })
 }
 
 /// Whether two SimHashes are within `max_bits` Hamming distance.
