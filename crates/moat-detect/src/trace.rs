@@ -11,6 +11,7 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use moat_protocol::view::{RequestView, ViewApi};
 use serde::Deserialize;
@@ -65,13 +66,14 @@ struct Usage {
     output_tokens: u64,
 }
 
-/// One trace record, parsed, with its features.
+/// One request as the detector sees it, owned: a parsed trace line in `moat detect replay`, and
+/// what the gateway queues to its detector worker.
 #[derive(Debug, Clone)]
 pub struct Record {
     /// Arrival, ms since the Unix epoch.
     pub ts_ms: i64,
     /// Request id.
-    pub request_id: String,
+    pub request_id: Arc<str>,
     /// Account.
     pub account: String,
     /// End user, when the request names one.
@@ -104,7 +106,7 @@ impl Record {
         let usage = l.response.unwrap_or_default();
         Ok(Record {
             ts_ms: parse_rfc3339_ms(&l.ts).ok_or_else(|| TraceError::Time(l.ts.to_string()))?,
-            request_id: l.request_id.into_owned(),
+            request_id: Arc::from(l.request_id.as_ref()),
             account: l.account.into_owned(),
             end_user: l
                 .end_user

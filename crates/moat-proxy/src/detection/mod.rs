@@ -33,8 +33,9 @@ use tokio::sync::{mpsc, oneshot};
 pub use board::Action;
 use board::Board;
 pub(crate) use gate::cap_output;
+use moat_detect::trace::Record;
 pub use worker::Row;
-use worker::{Ladder, Msg, OwnedEvent, Query, Worker};
+use worker::{Ladder, Msg, Query, Worker};
 
 /// How long an admin read waits for the worker (behind a full queue, at worst).
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -114,7 +115,7 @@ impl Detection {
         let features = event.features?;
         Some(Pending {
             sink: Arc::clone(sink),
-            event: Box::new(OwnedEvent {
+            event: Box::new(Record {
                 ts_ms: event.ts_ms,
                 request_id: event.request_id,
                 account: event.account,
@@ -186,7 +187,7 @@ pub(crate) struct NewEvent {
 /// A request's detector event, waiting for its usage; sent when the request record finishes.
 pub(crate) struct Pending {
     sink: Arc<Sink>,
-    event: Box<OwnedEvent>,
+    event: Box<Record>,
 }
 
 impl Pending {
@@ -212,7 +213,7 @@ struct Sink {
 
 impl Sink {
     /// Queues an event without waiting; a full queue (or a dead worker) drops it, counted.
-    fn push(&self, event: Box<OwnedEvent>) {
+    fn push(&self, event: Box<Record>) {
         let reason = match self.tx.try_send(Msg::Event(event)) {
             Ok(()) => return,
             Err(mpsc::error::TrySendError::Full(_)) => "full",
@@ -294,7 +295,7 @@ mod tests {
             started: Instant::now(),
         };
         let event = |i: u32| {
-            Box::new(OwnedEvent {
+            Box::new(Record {
                 ts_ms: i64::from(i),
                 request_id: Arc::from("req"),
                 account: "a".into(),

@@ -6,12 +6,12 @@
 //! every event queued before it.
 
 use std::collections::HashSet;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moat_config::ActionsConfig;
-use moat_detect::{Detector, Event, RequestFeatures, Verdict};
+use moat_detect::trace::Record;
+use moat_detect::{Detector, Verdict};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -23,23 +23,9 @@ const END_USER_REFRESH: Duration = Duration::from_secs(1);
 /// What the request path hands the worker.
 pub(crate) enum Msg {
     /// One finished request.
-    Event(Box<OwnedEvent>),
+    Event(Box<Record>),
     /// An admin read.
     Query(Query),
-}
-
-/// One request as the detector sees it, owned so it can cross the queue.
-#[derive(Debug)]
-pub(crate) struct OwnedEvent {
-    pub ts_ms: i64,
-    pub request_id: Arc<str>,
-    pub account: String,
-    pub end_user: Option<String>,
-    pub account_created_ms: Option<i64>,
-    pub ip: Option<IpAddr>,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub features: RequestFeatures,
 }
 
 /// Which verdicts an admin read wants, and where to send them.
@@ -165,19 +151,8 @@ impl Worker {
         }
     }
 
-    fn observe(&mut self, e: &OwnedEvent) {
-        let event = Event {
-            ts_ms: e.ts_ms,
-            request_id: &e.request_id,
-            account: &e.account,
-            end_user: e.end_user.as_deref(),
-            account_created_ms: e.account_created_ms,
-            ip: e.ip,
-            input_tokens: e.input_tokens,
-            output_tokens: e.output_tokens,
-            features: &e.features,
-        };
-        let observed = self.detector.observe(&event);
+    fn observe(&mut self, e: &Record) {
+        let observed = self.detector.observe(&e.event());
         metrics::counter!("moat_detect_events_total").increment(1);
         if observed.account_flagged_now {
             metrics::gauge!("moat_detect_flagged_accounts").increment(1.0);
