@@ -7,22 +7,17 @@
 use moat_config::ParamsConfig;
 use moat_protocol::view::Params;
 
-/// Which parameters a tier may use. `None` caps are unlimited.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParamPolicy {
-    /// Largest `top_logprobs`.
-    pub max_top_logprobs: Option<u64>,
-    /// Largest `n`.
-    pub max_n: Option<u64>,
-    /// Largest output cap (`max_tokens`, `max_completion_tokens`, `max_output_tokens`).
-    pub max_tokens: Option<u64>,
-    /// Whether `logit_bias` may come with `logprobs` or `top_logprobs`.
-    pub allow_logit_bias_with_logprobs: bool,
-    /// Whether prompt log probabilities are allowed.
-    pub allow_prompt_logprobs: bool,
-    /// Refuse requests that ask for reasoning. Stripping reasoning from answers that carry it
-    /// anyway is the detector's `degrade` action; this first version refuses the request.
-    pub strip_reasoning: bool,
+/// Which parameters a tier may use: the tier's `[params]` (`None` caps are unlimited), with the
+/// check that applies them. Dereferences to the config it wraps.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ParamPolicy(pub ParamsConfig);
+
+impl std::ops::Deref for ParamPolicy {
+    type Target = ParamsConfig;
+
+    fn deref(&self) -> &ParamsConfig {
+        &self.0
+    }
 }
 
 /// A parameter the policy does not allow.
@@ -38,37 +33,23 @@ pub struct ParamViolation {
     pub message: String,
 }
 
-impl Default for ParamPolicy {
-    /// The safe policy for untrusted tiers (see [`ParamsConfig::default`]).
-    fn default() -> Self {
-        ParamPolicy::from(&ParamsConfig::default())
-    }
-}
-
 impl From<&ParamsConfig> for ParamPolicy {
     fn from(c: &ParamsConfig) -> Self {
-        ParamPolicy {
-            max_top_logprobs: c.max_top_logprobs,
-            max_n: c.max_n,
-            max_tokens: c.max_tokens,
-            allow_logit_bias_with_logprobs: c.allow_logit_bias_with_logprobs,
-            allow_prompt_logprobs: c.allow_prompt_logprobs,
-            strip_reasoning: c.strip_reasoning,
-        }
+        ParamPolicy(c.clone())
     }
 }
 
 impl ParamPolicy {
     /// A policy that allows everything (trusted internal tiers, tests).
     pub fn unrestricted() -> Self {
-        ParamPolicy {
+        ParamPolicy(ParamsConfig {
             max_top_logprobs: None,
             max_n: None,
             max_tokens: None,
             allow_logit_bias_with_logprobs: true,
             allow_prompt_logprobs: true,
             strip_reasoning: false,
-        }
+        })
     }
 
     /// The first rule `params` breaks, checked in a fixed order: the extraction combinations
@@ -166,10 +147,10 @@ mod tests {
         let v = p.check(&bias(true, Some(1))).unwrap_err();
         assert_eq!(v.param, "logit_bias");
         assert!(v.message.contains("logit_bias together with logprobs"));
-        let allowed = ParamPolicy {
+        let allowed = ParamPolicy(ParamsConfig {
             allow_logit_bias_with_logprobs: true,
-            ..ParamPolicy::default()
-        };
+            ..ParamsConfig::default()
+        });
         assert_eq!(reason(&allowed, bias(true, Some(5))), None);
         // Log probabilities alone are fine.
         let logprobs_only = Params {
@@ -182,10 +163,10 @@ mod tests {
 
     #[test]
     fn caps_say_the_limit() {
-        let p = ParamPolicy {
+        let p = ParamPolicy(ParamsConfig {
             max_tokens: Some(1000),
-            ..ParamPolicy::default()
-        };
+            ..ParamsConfig::default()
+        });
         let v = p
             .check(&Params {
                 top_logprobs: Some(6),
@@ -244,10 +225,10 @@ mod tests {
             ..Params::default()
         };
         assert_eq!(reason(&p, prompt.clone()), Some("prompt_logprobs"));
-        let allowed = ParamPolicy {
+        let allowed = ParamPolicy(ParamsConfig {
             allow_prompt_logprobs: true,
-            ..ParamPolicy::default()
-        };
+            ..ParamsConfig::default()
+        });
         assert_eq!(reason(&allowed, prompt), None);
 
         let thinking = Params {
@@ -255,10 +236,10 @@ mod tests {
             ..Params::default()
         };
         assert_eq!(reason(&p, thinking.clone()), None);
-        let strict = ParamPolicy {
+        let strict = ParamPolicy(ParamsConfig {
             strip_reasoning: true,
-            ..ParamPolicy::default()
-        };
+            ..ParamsConfig::default()
+        });
         let v = strict.check(&thinking).unwrap_err();
         assert_eq!((v.param, v.reason), ("reasoning", "reasoning"));
     }
