@@ -1,5 +1,6 @@
 //! The detector: folds events into account, end-user and cross-account state and keeps verdicts.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -150,9 +151,15 @@ impl Detector {
 
         // End-user level, on keys that name their end users.
         if let Some(user) = ev.end_user {
-            let scored = self.score_end_user(idx, user, ev);
+            let track = match self.end_users.entry((idx, user.into())) {
+                Entry::Occupied(o) => o.into_mut(),
+                Entry::Vacant(v) => {
+                    self.accounts[idx as usize].end_users += 1;
+                    v.insert(Track::default())
+                }
+            };
+            let scored = end_user_evidence(track, ev, &self.config.weights);
             let threshold = self.config.end_user_threshold;
-            let track = self.end_users.entry((idx, user.into())).or_default();
             let was = track.first_flag.is_some();
             apply(track, &scored, ev, threshold, drift);
             out.end_user_flagged_now = !was && track.first_flag.is_some();
@@ -286,23 +293,6 @@ impl Detector {
         s.scored
     }
 
-    fn score_end_user(&mut self, idx: u32, user: &str, ev: &Event<'_>) -> Scored {
-        let w = self.config.weights.clone();
-        let f = ev.features;
-        let key = (idx, Box::<str>::from(user));
-        if !self.end_users.contains_key(&key) {
-            self.accounts[idx as usize].end_users += 1;
-        }
-        let key_track = self.end_users.entry(key).or_default();
-        key_track.requests += 1;
-        let mut s = content_evidence(key_track, f, ev, &w).scored;
-        s.parts[Reason::Probe as usize] = w.probe * f.user_cues.probe;
-        if f.user_cues.probe > 0.0 {
-            key_track.probes += 1;
-        }
-        s
-    }
-
     /// An account was flagged: mark its templates and networks, join its cluster.
     fn on_flag(&mut self, idx: u32) {
         let acct = &self.accounts[idx as usize];
@@ -398,6 +388,19 @@ impl Detector {
             cluster,
         )
     }
+}
+
+/// The evidence of one request for an end user behind a key: the content evidence plus
+/// system-prompt probes (the key's networks and age are the account's, not the user's).
+fn end_user_evidence(t: &mut Track, ev: &Event<'_>, w: &crate::config::Weights) -> Scored {
+    let f = ev.features;
+    t.requests += 1;
+    let mut s = content_evidence(t, f, ev, w).scored;
+    s.parts[Reason::Probe as usize] = w.probe * f.user_cues.probe;
+    if f.user_cues.probe > 0.0 {
+        t.probes += 1;
+    }
+    s
 }
 
 /// Content evidence shared by accounts and end users, and whether the request follows the
