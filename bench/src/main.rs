@@ -162,10 +162,8 @@ fn config(sim: &SimUpstream) -> Config {
         p.api_key = Some(Secret::new(UPSTREAM_KEY.to_string()));
         p
     };
-    let model = |name: &str, provider: &str, target: &str| ModelConfig {
-        name: name.into(),
-        targets: vec![TargetConfig::new(provider, target)],
-        fallbacks: vec![],
+    let model = |name: &str, provider: &str, target: &str| {
+        ModelConfig::new(name, vec![TargetConfig::new(provider, target)])
     };
     Config {
         server: ServerConfig {
@@ -190,6 +188,12 @@ fn config(sim: &SimUpstream) -> Config {
         // As `moat serve` runs by default: the detector in monitor mode, no admin API.
         detection: Default::default(),
         admin: Default::default(),
+        governance: Default::default(),
+        workflows: vec![],
+        accounts: vec![],
+        prices: vec![],
+        routing_rules: vec![],
+        failover: Default::default(),
     }
 }
 

@@ -185,7 +185,13 @@ fn fraction(
 }
 
 /// An integer in `min..=max`; `None` when absent or after an error.
-fn integer(ctx: &mut Ctx<'_>, value: Option<&Any>, field: &str, min: u64, max: u64) -> Option<u64> {
+pub(crate) fn integer(
+    ctx: &mut Ctx<'_>,
+    value: Option<&Any>,
+    field: &str,
+    min: u64,
+    max: u64,
+) -> Option<u64> {
     let value = value?;
     let span = Some(value.span());
     match value.get_ref() {

@@ -12,6 +12,9 @@ use serde::de::{DeserializeOwned, IntoDeserializer};
 use toml_edit::{ImDocument, Item, Key, Value};
 
 use crate::error::{one_line, Errors};
+use crate::governance::raw::{
+    RawAccount, RawFailover, RawGovernance, RawPrice, RawRule, RawWorkflow,
+};
 use crate::raw::{
     RawActions, RawAdmin, RawDetection, RawFilter, RawKeys, RawModel, RawParams, RawProvider,
     RawServer, RawStore, RawTier,
@@ -50,6 +53,20 @@ pub(crate) struct Document {
     pub detection_model: Option<Element<toml::Table>>,
     /// `[admin]`, or `None` when absent or unreadable.
     pub admin: Option<Element<RawAdmin>>,
+    /// `[governance]`, or `None` when absent or unreadable.
+    pub governance: Option<Element<RawGovernance>>,
+    /// The readable `[[workflows]]` elements.
+    pub workflows: Vec<Element<RawWorkflow>>,
+    /// Whether every `[[workflows]]` element could be read.
+    pub all_workflows_read: bool,
+    /// The readable `[[accounts]]` elements.
+    pub accounts: Vec<Element<RawAccount>>,
+    /// The readable `[[prices]]` elements.
+    pub prices: Vec<Element<RawPrice>>,
+    /// The readable `[[routing_rules]]` elements.
+    pub routing_rules: Vec<Element<RawRule>>,
+    /// `[failover]`, or `None` when absent or unreadable.
+    pub failover: Option<Element<RawFailover>>,
 }
 
 /// One table read into its raw type, with what the conversion needs to place errors.
@@ -105,6 +122,7 @@ pub(crate) fn read(text: &str, errors: &mut Errors<'_>) -> Option<Document> {
         all_providers_read: true,
         all_models_read: true,
         all_tiers_read: true,
+        all_workflows_read: true,
         ..Document::default()
     };
     for (name, item) in root.iter() {
@@ -133,11 +151,20 @@ pub(crate) fn read(text: &str, errors: &mut Errors<'_>) -> Option<Document> {
                 }
             }
             "admin" => out.admin = element(item, key_span, name.to_string(), errors),
+            "governance" => out.governance = element(item, key_span, name.to_string(), errors),
+            "workflows" => {
+                (out.workflows, out.all_workflows_read) = array(item, key_span, name, errors);
+            }
+            "accounts" => out.accounts = array(item, key_span, name, errors).0,
+            "prices" => out.prices = array(item, key_span, name, errors).0,
+            "routing_rules" => out.routing_rules = array(item, key_span, name, errors).0,
+            "failover" => out.failover = element(item, key_span, name.to_string(), errors),
             other => errors.push(
                 key_span,
                 key_name(other),
                 "unknown section; expected [server], [store], [keys], [[providers]], [[models]], \
-                 [[filters]], [params], [[tiers]], [detection] or [admin]",
+                 [[filters]], [params], [[tiers]], [detection], [admin], [governance], \
+                 [[workflows]], [[accounts]], [[prices]], [[routing_rules]] or [failover]",
             ),
         }
     }

@@ -34,6 +34,7 @@ mod detection;
 mod document;
 mod env;
 mod error;
+mod governance;
 mod guard;
 mod raw;
 mod references;
@@ -44,6 +45,11 @@ use std::path::Path;
 
 pub use env::{Env, MapEnv, ProcessEnv};
 pub use error::{ConfigError, ConfigErrors};
+pub use governance::types::{
+    AccountConfig, BreakerConfig, Budget, Criticality, FailoverConfig, GovernanceConfig, Limits,
+    Objectives, PriceConfig, RoutingRule, RuleMatch, Sensitivity, Timeouts, Unregistered,
+    WorkflowConfig,
+};
 pub use types::{
     ActionsConfig, AdminConfig, AppliesTo, Config, DetectionConfig, DetectionMode, DetectorModel,
     FilterAction, FilterConfig, KeysConfig, ModelConfig, ParamsConfig, ProviderConfig,
@@ -123,6 +129,49 @@ pub fn parse(
     );
     let admin = detection::admin(&mut ctx, doc.admin.as_ref());
 
+    let governance = governance::governance(&mut ctx, doc.governance.as_ref());
+    let workflows: Vec<_> = doc
+        .workflows
+        .iter()
+        .map(|w| governance::workflow(&mut ctx, w))
+        .collect();
+    let accounts: Vec<_> = doc
+        .accounts
+        .iter()
+        .map(|a| governance::account(&mut ctx, a))
+        .collect();
+    let prices: Vec<_> = doc
+        .prices
+        .iter()
+        .map(|p| governance::price(&mut ctx, p))
+        .collect();
+    let rules: Vec<_> = doc
+        .routing_rules
+        .iter()
+        .map(|r| governance::rule(&mut ctx, r))
+        .collect();
+    let failover = governance::failover(&mut ctx, doc.failover.as_ref());
+    let known = governance::Known {
+        providers: &providers,
+        models: &models,
+        all_models_named,
+        tiers: tiers
+            .iter()
+            .filter_map(|t| t.name.as_ref().map(|n| n.name.clone()))
+            .collect(),
+        all_tiers_named,
+    };
+    let all_workflows_named = doc.all_workflows_read && workflows.iter().all(|w| w.name.is_some());
+    governance::check(
+        &mut ctx.errors,
+        &known,
+        &workflows,
+        all_workflows_named,
+        &accounts,
+        &prices,
+        &rules,
+    );
+
     if !ctx.errors.is_empty() {
         return Err(ConfigErrors::new(origin, ctx.errors.into_vec()));
     }
@@ -137,5 +186,11 @@ pub fn parse(
         tiers: tiers.into_iter().map(|t| t.config).collect(),
         detection,
         admin,
+        governance,
+        workflows: workflows.into_iter().map(|w| w.config).collect(),
+        accounts: accounts.into_iter().map(|a| a.config).collect(),
+        prices: prices.into_iter().map(|p| p.config).collect(),
+        routing_rules: rules.into_iter().map(|r| r.config).collect(),
+        failover,
     })
 }

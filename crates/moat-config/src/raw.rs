@@ -49,6 +49,7 @@ pub(crate) struct RawProvider {
     pub first_byte_timeout: Option<Any>,
     pub idle_timeout: Option<Any>,
     pub headers: Option<BTreeMap<String, Spanned<String>>>,
+    pub tags: Option<Vec<Spanned<String>>>,
 }
 
 /// One `[[models]]` table.
@@ -58,6 +59,7 @@ pub(crate) struct RawModel {
     pub name: Option<Spanned<String>>,
     pub targets: Option<Vec<RawTarget>>,
     pub fallbacks: Option<Vec<Spanned<String>>>,
+    pub context_fallback: Option<Spanned<String>>,
 }
 
 /// One entry of `targets`.

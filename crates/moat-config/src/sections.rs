@@ -42,6 +42,8 @@ pub(crate) struct ModelDraft {
     pub providers: Vec<NameRef>,
     /// Each entry of `fallbacks`.
     pub fallbacks: Vec<NameRef>,
+    /// `context_fallback`, when written.
+    pub context_fallback: Option<NameRef>,
 }
 
 /// `[server]`; the defaults when absent.
@@ -216,6 +218,17 @@ pub(crate) fn provider(ctx: &mut Ctx<'_>, e: &Element<RawProvider>) -> ProviderD
     if let Some(headers) = &raw.headers {
         config.headers = headers_of(ctx, &e.field("headers"), headers);
     }
+    for (i, t) in raw.tags.iter().flatten().enumerate() {
+        let field = format!("{}[{i}]", e.field("tags"));
+        if let Some(tag) = ctx.name(t, &field) {
+            if config.tags.contains(&tag) {
+                ctx.errors
+                    .push(Some(t.span()), field, format!("duplicate tag \"{tag}\""));
+            } else {
+                config.tags.push(tag);
+            }
+        }
+    }
     ProviderDraft { config, name }
 }
 
@@ -228,10 +241,12 @@ pub(crate) fn model(ctx: &mut Ctx<'_>, e: &Element<RawModel>) -> ModelDraft {
             name: name.as_ref().map(|n| n.name.clone()).unwrap_or_default(),
             targets: Vec::new(),
             fallbacks: Vec::new(),
+            context_fallback: None,
         },
         name,
         providers: Vec::new(),
         fallbacks: Vec::new(),
+        context_fallback: None,
     };
     if let Some(targets) = ctx.required(e, "targets", raw.targets.as_ref()) {
         if targets.is_empty() {
@@ -271,6 +286,10 @@ pub(crate) fn model(ctx: &mut Ctx<'_>, e: &Element<RawModel>) -> ModelDraft {
             draft.config.fallbacks.push(fallback.name.clone());
             draft.fallbacks.push(fallback);
         }
+    }
+    if let Some(v) = &raw.context_fallback {
+        draft.context_fallback = named(ctx, v, e.field("context_fallback"));
+        draft.config.context_fallback = draft.context_fallback.as_ref().map(|n| n.name.clone());
     }
     draft
 }

@@ -7,6 +7,10 @@ use std::time::Duration;
 use ipnet::IpNet;
 use moat_core::{Protocol, Secret};
 
+use crate::governance::types::{
+    AccountConfig, FailoverConfig, GovernanceConfig, PriceConfig, RoutingRule, WorkflowConfig,
+};
+
 /// A whole validated moat config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -30,6 +34,18 @@ pub struct Config {
     pub detection: DetectionConfig,
     /// The admin API.
     pub admin: AdminConfig,
+    /// Defaults for keys and accounts, and the policy for unregistered traffic.
+    pub governance: GovernanceConfig,
+    /// Registered workflows, in file order; names are unique.
+    pub workflows: Vec<WorkflowConfig>,
+    /// Accounts with limits or budgets of their own; names are unique.
+    pub accounts: Vec<AccountConfig>,
+    /// Operator prices, overriding the built-in price table; models are unique.
+    pub prices: Vec<PriceConfig>,
+    /// Policy routing rules, in the order they are tried.
+    pub routing_rules: Vec<RoutingRule>,
+    /// Retries, backoff, breakers and timeouts.
+    pub failover: FailoverConfig,
 }
 
 impl Config {
@@ -41,6 +57,16 @@ impl Config {
     /// The model called `name` (the name clients ask for).
     pub fn model(&self, name: &str) -> Option<&ModelConfig> {
         self.models.iter().find(|m| m.name == name)
+    }
+
+    /// The workflow called `name`.
+    pub fn workflow(&self, name: &str) -> Option<&WorkflowConfig> {
+        self.workflows.iter().find(|w| w.name == name)
+    }
+
+    /// The account entry called `name`, if it has one.
+    pub fn account(&self, name: &str) -> Option<&AccountConfig> {
+        self.accounts.iter().find(|a| a.name == name)
     }
 }
 
@@ -137,6 +163,8 @@ pub struct ProviderConfig {
     pub idle_timeout: Duration,
     /// Extra headers sent upstream on every request, sorted by name.
     pub headers: Vec<(String, String)>,
+    /// Labels routing rules select providers by, such as `self_hosted` or `approved`.
+    pub tags: Vec<String>,
 }
 
 impl ProviderConfig {
@@ -158,6 +186,7 @@ impl ProviderConfig {
             first_byte_timeout: Self::DEFAULT_FIRST_BYTE_TIMEOUT,
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             headers: Vec::new(),
+            tags: Vec::new(),
         }
     }
 }
@@ -171,6 +200,21 @@ pub struct ModelConfig {
     pub targets: Vec<TargetConfig>,
     /// Other model names to try, in order, when every target fails; never this model itself.
     pub fallbacks: Vec<String>,
+    /// A model with a larger context window to send the request to when every target refuses it
+    /// for its length (instead of retrying, which cannot help).
+    pub context_fallback: Option<String>,
+}
+
+impl ModelConfig {
+    /// A model with these targets, no fallbacks and no context fallback.
+    pub fn new(name: impl Into<String>, targets: Vec<TargetConfig>) -> Self {
+        Self {
+            name: name.into(),
+            targets,
+            fallbacks: Vec::new(),
+            context_fallback: None,
+        }
+    }
 }
 
 /// One place a model's requests can go.

@@ -138,3 +138,98 @@ fn the_commented_detection_sections_parse_once_uncommented() {
     assert_eq!(d.model.table["threshold"].as_float(), Some(10.0));
     assert!(config.admin.token.is_some());
 }
+
+#[test]
+fn governance_example_parses_into_three_workflows_two_providers_and_its_rules() {
+    use moat_config::{Criticality, Sensitivity, Unregistered};
+    use moat_core::Money;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/governance.toml");
+    let config = load(&path, &keys()).unwrap();
+
+    assert_eq!(config.providers.len(), 2);
+    assert_eq!(
+        config.provider("vllm").unwrap().tags,
+        ["self_hosted", "approved"]
+    );
+    assert_eq!(
+        config.provider("vllm").unwrap().base_url,
+        "http://10.0.12.5:8000/v1"
+    );
+    assert_eq!(config.model("gpt-4.1").unwrap().fallbacks, ["qwen-local"]);
+    assert_eq!(
+        config
+            .model("qwen-local")
+            .unwrap()
+            .context_fallback
+            .as_deref(),
+        Some("gpt-4.1")
+    );
+
+    let names: Vec<_> = config.workflows.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["claims-triage", "support-replies", "marketing-drafts"]
+    );
+    let claims = config.workflow("claims-triage").unwrap();
+    assert_eq!(
+        (claims.criticality, claims.sensitivity),
+        (Criticality::High, Sensitivity::Restricted)
+    );
+    assert!(claims.writes);
+    assert_eq!(claims.limits.concurrency, Some(16));
+    assert_eq!(claims.budget.daily, Some(Money(150_000_000)));
+    assert_eq!(claims.objectives.max_cost_per_request, Some(Money(250_000)));
+    let drafts = config.workflow("marketing-drafts").unwrap();
+    assert_eq!(
+        (drafts.criticality, drafts.sensitivity),
+        (Criticality::Low, Sensitivity::Public)
+    );
+    assert_eq!(drafts.budget.soft_percent, 50);
+    let distinct: std::collections::HashSet<_> = config
+        .workflows
+        .iter()
+        .map(|w| (w.criticality, w.sensitivity))
+        .collect();
+    assert_eq!(
+        distinct.len(),
+        3,
+        "three workflows of different criticality and sensitivity"
+    );
+
+    assert_eq!(config.governance.unregistered, Unregistered::Deny);
+    assert_eq!(
+        config.governance.account_budget.monthly,
+        Some(Money(5_000_000_000))
+    );
+    assert_eq!(
+        config
+            .account("insurer-prod")
+            .unwrap()
+            .limits
+            .requests_per_minute,
+        Some(1200)
+    );
+    assert_eq!(config.prices[0].input, 200_000);
+    let rules: Vec<_> = config
+        .routing_rules
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            "restricted-data-stays-on-approved-providers",
+            "low-criticality-drafts-go-to-the-mini-model",
+            "no-bulk-jobs-on-the-large-model"
+        ]
+    );
+    assert_eq!(
+        config.failover.timeouts(Criticality::High).first_token,
+        Some(Duration::from_secs(8))
+    );
+    assert_eq!(
+        config.failover.timeouts(Criticality::Low).total,
+        Some(Duration::from_secs(600))
+    );
+    assert_eq!(config.failover.timeouts(Criticality::Medium).total, None);
+}

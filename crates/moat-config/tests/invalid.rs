@@ -68,7 +68,7 @@ fn unknown_fields_are_named_with_the_allowed_ones() {
     );
     assert_eq!(
         errors(&with("[[providers]]\nname = \"q\"\nkind = \"openai\"\nbase_url = \"https://q\"\napi-key = \"k\"\n")),
-        ["line 14: providers[1].api-key: unknown field `api-key`, expected one of `name`, `kind`, `base_url`, `api_key`, `connect_timeout`, `first_byte_timeout`, `idle_timeout`, `headers`"]
+        ["line 14: providers[1].api-key: unknown field `api-key`, expected one of `name`, `kind`, `base_url`, `api_key`, `connect_timeout`, `first_byte_timeout`, `idle_timeout`, `headers`, `tags`"]
     );
 }
 
@@ -76,11 +76,11 @@ fn unknown_fields_are_named_with_the_allowed_ones() {
 fn unknown_sections_are_errors() {
     assert_eq!(
         errors(&with("[sever]\nlisten = \"127.0.0.1:1\"\n")),
-        ["line 10: sever: unknown section; expected [server], [store], [keys], [[providers]], [[models]], [[filters]], [params], [[tiers]], [detection] or [admin]"]
+        ["line 10: sever: unknown section; expected [server], [store], [keys], [[providers]], [[models]], [[filters]], [params], [[tiers]], [detection], [admin], [governance], [[workflows]], [[accounts]], [[prices]], [[routing_rules]] or [failover]"]
     );
     assert_eq!(
         errors("listen = \"127.0.0.1:1\"\n[store]\npath = \"x\"\n"),
-        ["line 1: listen: unknown section; expected [server], [store], [keys], [[providers]], [[models]], [[filters]], [params], [[tiers]], [detection] or [admin]"]
+        ["line 1: listen: unknown section; expected [server], [store], [keys], [[providers]], [[models]], [[filters]], [params], [[tiers]], [detection], [admin], [governance], [[workflows]], [[accounts]], [[prices]], [[routing_rules]] or [failover]"]
     );
 }
 
@@ -339,7 +339,7 @@ fn one_table_can_report_several_errors() {
         [
             "line 5: providers[0].kind: invalid type: integer `1`, expected a string",
             "line 6: providers[0].base_url: \"x.example\" must start with http:// or https://",
-            "line 7: providers[0].timeout: unknown field `timeout`, expected one of `name`, `kind`, `base_url`, `api_key`, `connect_timeout`, `first_byte_timeout`, `idle_timeout`, `headers`",
+            "line 7: providers[0].timeout: unknown field `timeout`, expected one of `name`, `kind`, `base_url`, `api_key`, `connect_timeout`, `first_byte_timeout`, `idle_timeout`, `headers`, `tags`",
             "line 8: providers[0].idle_timeout: expected a duration string such as \"60s\" or \"60ms\", found the bare number 60",
         ]
     );

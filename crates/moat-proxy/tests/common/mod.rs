@@ -49,11 +49,9 @@ fn provider(name: &str, kind: Protocol, base_url: String) -> ProviderConfig {
 }
 
 fn model(name: &str, provider: &str, target: &str, fallbacks: &[&str]) -> ModelConfig {
-    ModelConfig {
-        name: name.into(),
-        targets: vec![TargetConfig::new(provider, target)],
-        fallbacks: fallbacks.iter().map(|s| s.to_string()).collect(),
-    }
+    let mut m = ModelConfig::new(name, vec![TargetConfig::new(provider, target)]);
+    m.fallbacks = fallbacks.iter().map(|s| s.to_string()).collect();
+    m
 }
 
 /// The harness config: `gpt` (OpenAI-kind), `claude` (Anthropic-kind), `emb`, `primary` that falls
@@ -96,6 +94,12 @@ pub fn config(sim: &SimUpstream, dead_port: u16) -> Config {
         tiers: vec![],
         detection: DetectionConfig::default(),
         admin: AdminConfig::default(),
+        governance: Default::default(),
+        workflows: vec![],
+        accounts: vec![],
+        prices: vec![],
+        routing_rules: vec![],
+        failover: Default::default(),
     }
 }
 
