@@ -1,9 +1,15 @@
-//! Policy decisions that need no I/O: who a virtual key is and what it may do.
+//! Policy decisions that need no I/O: who a virtual key is and what it may do, how much it may
+//! call and spend, where its requests go and how failures are retried.
 //!
-//! Later planes (limits, budgets, routing rules) land here as modules of their own; the proxy calls them
-//! in pipeline order and turns their errors into protocol-shaped responses.
+//! The proxy calls these in pipeline order and turns their errors into protocol-shaped responses;
+//! time always comes in as an argument (Unix milliseconds from the injected clock).
 
+pub mod budget;
 pub mod keys;
+pub mod limits;
+pub mod price;
+pub mod resilience;
+pub mod routing;
 pub mod scope;
 
 pub use keys::{generate_key, hash_key, parse_key, GeneratedKey, KeyHash, KeyRecord, KEY_PREFIX};

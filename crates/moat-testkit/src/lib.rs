@@ -37,6 +37,11 @@
 //! one fault, whatever its route, and before authentication or validation, because a fault stands for
 //! what the provider does to the next request it receives.
 //!
+//! [`SimUpstream::set_outage`] stands for a provider that is down: until it is cleared with
+//! `set_outage(None)`, every request on every route gets that fault, ahead of authentication and of
+//! the queues, which it leaves untouched for after the recovery. Requests met by a fault, outage
+//! included, are still recorded and counted ([`SimUpstream::request_count_for_model`]).
+//!
 //! Stream faults count SSE events from the start of the stream (the `[DONE]` line included) and never
 //! reach the final event, so a cut stream never looks complete. The event `MalformedChunk` injects is
 //! named like the stream's deltas (`content_block_delta`, `response.output_text.delta`; unnamed on
@@ -162,6 +167,13 @@ impl SimUpstream {
         self.shared.push_fault(Some(model), fault);
     }
 
+    /// Starts an outage: until `set_outage(None)`, every request (any route, before
+    /// authentication and before queued faults, which stay queued) gets `fault`, e.g. a 503
+    /// `Status` or `ResetBeforeHeaders`. `None` ends it.
+    pub fn set_outage(&self, fault: Option<Fault>) {
+        self.shared.set_outage(fault);
+    }
+
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.requests()
@@ -170,6 +182,12 @@ impl SimUpstream {
     /// How many requests were received so far.
     pub fn request_count(&self) -> usize {
         self.shared.request_count()
+    }
+
+    /// How many requests received so far have a JSON body whose `model` is `model`, faulted ones
+    /// included.
+    pub fn request_count_for_model(&self, model: &str) -> usize {
+        self.shared.request_count_for_model(model)
     }
 
     /// Stops accepting, closes every open connection (held and stalled ones included) and waits

@@ -1,4 +1,5 @@
-//! State shared by the handle and every connection: options, queued faults, the request log.
+//! State shared by the handle and every connection: options, the outage, queued faults, the
+//! request log.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +17,8 @@ pub(crate) struct Shared {
     pub(crate) options: SimOptions,
     /// Source of `created` timestamps.
     pub(crate) clock: Arc<dyn Clock>,
+    /// The fault every request gets while set, ahead of the queues.
+    outage: Mutex<Option<Fault>>,
     faults: Mutex<FaultQueues>,
     log: Mutex<Vec<RecordedRequest>>,
     next_request: AtomicU64,
@@ -32,6 +35,7 @@ impl Shared {
         Shared {
             options,
             clock: Arc::new(SystemClock),
+            outage: Mutex::default(),
             faults: Mutex::default(),
             log: Mutex::default(),
             next_request: AtomicU64::new(1),
@@ -56,8 +60,16 @@ impl Shared {
         }
     }
 
-    /// The fault this request consumes: its model's first, else the oldest unscoped one.
+    pub(crate) fn set_outage(&self, fault: Option<Fault>) {
+        *lock(&self.outage) = fault;
+    }
+
+    /// The fault this request gets: the outage's while one is set (leaving the queues alone),
+    /// else its model's first queued one, else the oldest unscoped one.
     pub(crate) fn take_fault(&self, model: Option<&str>) -> Option<Fault> {
+        if let Some(fault) = lock(&self.outage).clone() {
+            return Some(fault);
+        }
         let mut queues = lock(&self.faults);
         let scoped = model
             .and_then(|m| queues.by_model.get_mut(m))
@@ -75,6 +87,13 @@ impl Shared {
 
     pub(crate) fn request_count(&self) -> usize {
         lock(&self.log).len()
+    }
+
+    pub(crate) fn request_count_for_model(&self, model: &str) -> usize {
+        lock(&self.log)
+            .iter()
+            .filter(|r| r.body.get("model").and_then(serde_json::Value::as_str) == Some(model))
+            .count()
     }
 }
 

@@ -7,4 +7,5 @@ mod chat;
 mod common;
 mod embeddings;
 mod faults;
+mod outage;
 mod responses;
