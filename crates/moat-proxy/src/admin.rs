@@ -60,6 +60,34 @@ pub(crate) async fn verdicts(
     }
 }
 
+/// `GET /admin/v1/workflows`: the workflow inventory with labels, limits, budgets, objectives
+/// and the spend of the current windows.
+pub(crate) async fn workflows(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refuse(&state, &headers) {
+        return refusal;
+    }
+    let unregistered = state.config.governance.unregistered.as_str();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "object": "list",
+            "unregistered": unregistered,
+            "data": state.governance.inventory(),
+        }),
+    )
+}
+
+/// `GET /admin/v1/spend`: settled spend per key, workflow and account in the current windows.
+pub(crate) async fn spend(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refuse(&state, &headers) {
+        return refusal;
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({ "object": "list", "data": state.governance.spend() }),
+    )
+}
+
 /// The refusal of a request without the admin token; `None` lets it through.
 fn refuse(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let Some(expected) = &state.admin_token else {

@@ -19,6 +19,11 @@ pub struct BodyPeek {
     pub include_usage: bool,
     /// `encoding_format: "base64"` (embeddings).
     pub wants_base64: bool,
+    /// The largest output cap the body sets (`max_tokens`, `max_completion_tokens`,
+    /// `max_output_tokens`), when it sets one.
+    pub max_output: Option<u64>,
+    /// `n`, the number of choices asked for (1 when absent).
+    pub choices: u64,
     model_span: (usize, usize),
     stream_options_span: Option<(usize, usize)>,
 }
@@ -35,6 +40,14 @@ struct Fields<'a> {
     stream_options: Option<&'a RawValue>,
     #[serde(default, borrow, deserialize_with = "present")]
     encoding_format: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    max_tokens: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    max_completion_tokens: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    max_output_tokens: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    n: Option<&'a RawValue>,
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
@@ -89,11 +102,24 @@ pub fn peek(body: &[u8]) -> Result<BodyPeek, GatewayError> {
     let wants_base64 = fields
         .encoding_format
         .is_some_and(|raw| raw.get() == "\"base64\"");
+    // Limits and budgets reserve the most a request can produce; a cap that is not a whole
+    // number is left for the provider to refuse.
+    let count = |raw: Option<&RawValue>| raw.and_then(|r| r.get().parse::<u64>().ok());
+    let max_output = [
+        fields.max_tokens,
+        fields.max_completion_tokens,
+        fields.max_output_tokens,
+    ]
+    .into_iter()
+    .filter_map(count)
+    .max();
     Ok(BodyPeek {
         model,
         stream,
         include_usage,
         wants_base64,
+        max_output,
+        choices: count(fields.n).unwrap_or(1).max(1),
         model_span: span(body, model_raw),
         stream_options_span: fields.stream_options.map(|raw| span(body, raw)),
     })

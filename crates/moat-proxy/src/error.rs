@@ -110,6 +110,56 @@ pub enum GatewayError {
         /// The limit is on the end user named in the request, not on the whole account.
         end_user: bool,
     },
+    /// A rate limit of the key, its workflow or its account refused the request.
+    #[error("{refusal}")]
+    RateLimited {
+        /// What refused and for how long.
+        refusal: moat_policy::limits::Refusal,
+        /// When, Unix ms (for Anthropic's RFC 3339 reset headers).
+        at_ms: i64,
+    },
+    /// A budget of the key, its workflow or its account cannot cover the request's worst case.
+    #[error("{0}")]
+    BudgetExceeded(moat_policy::budget::BudgetRefusal),
+    /// The key has no registered workflow and unregistered traffic is denied.
+    #[error("{}", unregistered_message(.workflow.as_deref()))]
+    Unregistered {
+        /// The workflow the key names, if any (not in the inventory).
+        workflow: Option<String>,
+    },
+    /// The workflow may not call this model.
+    #[error("workflow '{workflow}' is not registered for model '{model}'")]
+    WorkflowModel {
+        /// The workflow.
+        workflow: String,
+        /// The model asked for.
+        model: String,
+    },
+    /// A routing rule refuses the request.
+    #[error("{message} (routing rule '{rule}')")]
+    PolicyDenied {
+        /// The rule's name.
+        rule: String,
+        /// The rule's message.
+        message: String,
+    },
+    /// A routing rule allows only providers with certain tags, and no target of the route has one.
+    #[error("no target of model '{model}' is on a provider tagged {} as routing rule '{rule}' requires; the request was not sent anywhere", tags.join(" or "))]
+    NoCompliantTarget {
+        /// The rule's name.
+        rule: String,
+        /// The model routed.
+        model: String,
+        /// The tags it requires.
+        tags: Vec<String>,
+    },
+}
+
+fn unregistered_message(workflow: Option<&str>) -> String {
+    match workflow {
+        Some(w) => format!("this key's workflow '{w}' is not registered with the gateway, and unregistered traffic is denied; ask the operator to register it"),
+        None => "this key belongs to no workflow, and unregistered traffic is denied; use a key issued for a registered workflow".into(),
+    }
 }
 
 fn who(end_user: bool) -> &'static str {
@@ -144,8 +194,15 @@ impl GatewayError {
             | GatewayError::InvalidRequest { .. }
             | GatewayError::ParamNotAllowed(_)
             | GatewayError::Translate(_) => 400,
-            GatewayError::Blocked { .. } | GatewayError::AccountBlocked { .. } => 403,
-            GatewayError::Throttled { .. } => 429,
+            GatewayError::Blocked { .. }
+            | GatewayError::AccountBlocked { .. }
+            | GatewayError::Unregistered { .. }
+            | GatewayError::WorkflowModel { .. }
+            | GatewayError::PolicyDenied { .. }
+            | GatewayError::NoCompliantTarget { .. } => 403,
+            GatewayError::Throttled { .. }
+            | GatewayError::RateLimited { .. }
+            | GatewayError::BudgetExceeded(_) => 429,
             GatewayError::UnknownModel(_) => 404,
             GatewayError::UpstreamStatus { status, .. } => *status,
             GatewayError::UpstreamUnavailable { timeout: true, .. } => 504,
@@ -153,6 +210,16 @@ impl GatewayError {
             GatewayError::Store(_) => 503,
         };
         StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY)
+    }
+
+    /// The HTTP status for a client speaking `protocol`: as [`GatewayError::status`], except
+    /// that an exhausted budget is Anthropic's 402 `billing_error` (OpenAI's is a 429
+    /// `insufficient_quota`).
+    pub fn status_for(&self, protocol: Protocol) -> StatusCode {
+        match (self, protocol) {
+            (GatewayError::BudgetExceeded(_), Protocol::Anthropic) => StatusCode::PAYMENT_REQUIRED,
+            _ => self.status(),
+        }
     }
 
     /// Whose fault the failure is.
@@ -188,13 +255,19 @@ impl GatewayError {
             GatewayError::Store(_) => "store",
             GatewayError::AccountBlocked { .. } => "account_blocked",
             GatewayError::Throttled { .. } => "detection_throttled",
+            GatewayError::RateLimited { .. } => "rate_limited",
+            GatewayError::BudgetExceeded(_) => "budget_exceeded",
+            GatewayError::Unregistered { .. } => "workflow_unregistered",
+            GatewayError::WorkflowModel { .. } => "workflow_model_not_allowed",
+            GatewayError::PolicyDenied { .. } => "policy_denied",
+            GatewayError::NoCompliantTarget { .. } => "no_compliant_target",
         }
     }
 
     /// The response for a client speaking `protocol`. This is the only place a failure becomes a
     /// response body.
     pub fn into_protocol_response(self, protocol: Protocol) -> Response {
-        let status = self.status();
+        let status = self.status_for(protocol);
         if let GatewayError::UpstreamStatus {
             body,
             protocol: upstream,
@@ -210,9 +283,27 @@ impl GatewayError {
                 let (kind, code) = openai_type_and_code(&self);
                 openai_error(&message, kind, self.param(), code)
             }
-            Protocol::Anthropic => anthropic_error(anthropic_type(status), &message),
+            Protocol::Anthropic => {
+                let kind = match self {
+                    GatewayError::BudgetExceeded(_) => "billing_error",
+                    _ => anthropic_type(status),
+                };
+                anthropic_error(kind, &message)
+            }
         };
         let mut response = json_response(status, &body);
+        match &self {
+            GatewayError::RateLimited { refusal, at_ms } => {
+                crate::governance::headers::refusal(&mut response, protocol, refusal, *at_ms);
+            }
+            GatewayError::BudgetExceeded(_) => {
+                // Waiting will not help until the window resets: SDKs must not retry.
+                response
+                    .headers_mut()
+                    .insert("x-should-retry", HeaderValue::from_static("false"));
+            }
+            _ => {}
+        }
         if let GatewayError::Throttled {
             rpm,
             retry_after_ms,
@@ -267,6 +358,17 @@ fn openai_type_and_code(err: &GatewayError) -> (&'static str, Option<&'static st
         GatewayError::AccountBlocked { .. } => ("permission_error", Some("account_blocked")),
         // OpenAI's own request-rate refusals say `"type": "requests"`.
         GatewayError::Throttled { .. } => ("requests", Some("rate_limit_exceeded")),
+        GatewayError::RateLimited { refusal: r, .. } => match r.kind {
+            moat_policy::limits::LimitKind::Tokens => ("tokens", Some("rate_limit_exceeded")),
+            _ => ("requests", Some("rate_limit_exceeded")),
+        },
+        GatewayError::BudgetExceeded(_) => ("insufficient_quota", Some("insufficient_quota")),
+        GatewayError::Unregistered { .. } => ("permission_error", Some("workflow_unregistered")),
+        GatewayError::WorkflowModel { .. } => {
+            ("permission_error", Some("workflow_model_not_allowed"))
+        }
+        GatewayError::PolicyDenied { .. } => ("permission_error", Some("policy_denied")),
+        GatewayError::NoCompliantTarget { .. } => ("permission_error", Some("no_compliant_target")),
     }
 }
 

@@ -33,6 +33,13 @@ pub struct Exchange {
     pub created: i64,
     /// Keep-alive interval for a streamed answer.
     pub keepalive: std::time::Duration,
+    /// The criticality of the request's workflow (`medium` without one): it will pick the
+    /// timeouts.
+    #[expect(
+        dead_code,
+        reason = "read by the failover timeouts by criticality, next"
+    )]
+    pub criticality: moat_config::Criticality,
 }
 
 impl Exchange {

@@ -11,6 +11,7 @@ mod error;
 mod filter;
 mod forward;
 mod forwarded;
+pub mod governance;
 mod models;
 mod pipeline;
 mod relay;

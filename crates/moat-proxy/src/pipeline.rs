@@ -8,6 +8,7 @@ use crate::auth::presented_key;
 use crate::detection::NewEvent;
 use crate::error::GatewayError;
 use crate::forward::{forward, Exchange};
+use crate::governance::Principal;
 use crate::state::AppState;
 use crate::telemetry::RequestRecord;
 use axum::body::Body;
@@ -151,13 +152,47 @@ async fn run(
         _ => (bytes, peek),
     };
 
-    // 6. Route.
-    let plan = state
-        .routes
-        .plan(&peek.model)
-        .ok_or_else(|| GatewayError::UnknownModel(peek.model.clone()))?;
+    // 6. Policy: the workflow inventory and the routing rules.
+    let governance = &state.governance;
+    let workflow = key.workflow.as_deref().and_then(|w| governance.workflow(w));
+    record.workflow = workflow.map(|w| w.name.clone());
+    let tier = state.guard.tiers.of(&key.account);
+    let who = Principal {
+        key: &key,
+        tier: &tier.name,
+        workflow,
+    };
+    let headers = &parts.headers;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let decision = governance.policy(&who, &peek.model, &header)?;
 
-    // 9. Record, for the detector: the event leaves with the usage when the record finishes.
+    // 7. Route: the model's targets and fallbacks, only to providers the rule allows.
+    let model = decision.model(&peek.model);
+    let mut plan = state
+        .routes
+        .plan(model)
+        .ok_or_else(|| GatewayError::UnknownModel(model.to_string()))?;
+    if let (Some(rule), false) = (decision.rule, decision.only_tags.is_empty()) {
+        plan.retain(|t| {
+            t.provider
+                .tags
+                .iter()
+                .any(|tag| decision.only_tags.contains(tag))
+        });
+        if plan.is_empty() {
+            return Err(GatewayError::NoCompliantTarget {
+                rule: rule.name.clone(),
+                model: model.to_string(),
+                tags: decision.only_tags.to_vec(),
+            });
+        }
+    }
+
+    // 8. Limits and budget: admitted and reserved, or refused, before anything goes upstream.
+    record.settlement = Some(governance.admit(&who, &peek, bytes.len(), &plan)?);
+    let rate_status = record.settlement.as_ref().and_then(|s| s.rate_status());
+
+    // 10. Record, for the detector: the event leaves with the usage when the record finishes.
     if let Some(i) = inspected {
         record.detect = detection.pending(NewEvent {
             ts_ms: arrived_ms,
@@ -171,8 +206,8 @@ async fn run(
         });
     }
 
-    // 7. Forward, failing over along the plan; 8. relay and 9. settle usage (in the response or
-    // at stream end).
+    // 9. Forward, failing over along the plan; relay, and settle usage, limits and budget (in
+    // the response or at stream end).
     let exchange = Exchange {
         endpoint,
         raw: bytes,
@@ -182,8 +217,14 @@ async fn run(
         query: parts.uri.query().map(str::to_string),
         created: state.clock.now_secs(),
         keepalive: state.config.server.stream_keepalive,
+        criticality: workflow.map_or(Default::default(), |w| w.criticality),
     };
-    forward(exchange, plan, record).await
+    let mut response = forward(exchange, plan, record).await?;
+    if let Some(status) = rate_status {
+        let now = state.clock.now_ms();
+        crate::governance::headers::status(&mut response, endpoint.protocol(), &status, now);
+    }
+    Ok(response)
 }
 
 /// Reads the whole body, refusing it past `limit` bytes or `timeout`.

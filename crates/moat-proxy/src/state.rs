@@ -2,6 +2,7 @@
 
 use crate::auth::KeyCache;
 use crate::detection::Detection;
+use crate::governance::Governance;
 use crate::routing::Routes;
 use crate::upstream::Provider;
 use moat_config::{Config, ConfigError};
@@ -31,6 +32,8 @@ pub struct AppState {
     pub started_at: i64,
     /// The distillation detector: features, the board of actions, the worker's queue.
     pub detection: Detection,
+    /// Workflows, routing rules, limits, budgets and prices.
+    pub governance: Governance,
     /// SHA-256 of the admin token, when the admin API is on.
     pub(crate) admin_token: Option<KeyHash>,
 }
@@ -44,6 +47,9 @@ pub enum StateError {
     /// `[detection.model]` does not fit the detector, or the detector cannot start.
     #[error("cannot start the detector: {0}")]
     Detection(ConfigError),
+    /// The built-in price table does not load (a build defect).
+    #[error("cannot load the price table: {0}")]
+    Prices(#[from] moat_policy::price::PriceError),
 }
 
 impl From<ConfigError> for StateError {
@@ -80,6 +86,7 @@ impl AppState {
             providers.insert(p.name.clone(), Arc::new(Provider::new(p)));
         }
         let routes = Routes::new(&config, &providers);
+        let governance = Governance::new(&config, Arc::clone(&clock))?;
         Ok(AppState {
             keys: KeyCache::new(Arc::clone(&store), config.keys.cache_ttl),
             store,
@@ -87,6 +94,7 @@ impl AppState {
             guard,
             started_at: clock.now_secs(),
             detection,
+            governance,
             admin_token,
             clock,
             config: Arc::new(config),

@@ -73,6 +73,12 @@ pub struct RequestRecord {
     pub started: Instant,
     /// The detector event of this request, sent with the settled usage when the record finishes.
     pub(crate) detect: Option<crate::detection::Pending>,
+    /// The key's workflow as registered, or `None` (logged as unregistered).
+    pub workflow: Option<String>,
+    /// The request's limits and budget reservations, settled when the record finishes.
+    pub(crate) settlement: Option<crate::governance::Settlement>,
+    /// What the request cost, as settled, in micro-units.
+    pub cost: moat_core::Money,
     done: bool,
 }
 
@@ -92,6 +98,9 @@ impl RequestRecord {
             flags: Vec::new(),
             started: Instant::now(),
             detect: None,
+            workflow: None,
+            settlement: None,
+            cost: moat_core::Money::ZERO,
             done: false,
         }
     }
@@ -112,6 +121,12 @@ impl RequestRecord {
         // The record stage's hand-off to the detector: a bounded queue push, never a wait.
         if let Some(pending) = self.detect.take() {
             pending.settle(usage);
+        }
+        // Limits and budgets: charged what the provider reported, at the price of the model
+        // that answered; a failure that reached no provider is charged nothing.
+        if let Some(settlement) = self.settlement.take() {
+            self.cost =
+                settlement.settle(self.response_model.as_deref(), usage.as_ref(), status < 400);
         }
         let elapsed = self.started.elapsed();
         let model = self.model.as_deref().unwrap_or("");
@@ -145,6 +160,8 @@ impl RequestRecord {
             response_model = %self.response_model.as_deref().unwrap_or(""),
             key_id = %self.key_id.as_deref().unwrap_or(""),
             account = %self.account.as_deref().unwrap_or(""),
+            workflow = %self.workflow.as_deref().unwrap_or("unregistered"),
+            cost_micros = self.cost.0,
             attempts = self.attempts,
             flags = %self.flags.join(","),
             status,

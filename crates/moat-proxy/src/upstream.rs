@@ -27,6 +27,8 @@ pub struct Provider {
     pub first_byte_timeout: Duration,
     /// Longest silence between two body chunks.
     pub idle_timeout: Duration,
+    /// Tags routing rules select it by.
+    pub tags: Vec<String>,
     extra_headers: HeaderMap,
 }
 
@@ -82,6 +84,7 @@ impl Provider {
             client,
             first_byte_timeout: config.first_byte_timeout,
             idle_timeout: config.idle_timeout,
+            tags: config.tags.clone(),
             extra_headers,
         }
     }

@@ -29,6 +29,58 @@ pub enum Command {
     /// The distillation detector.
     #[command(subcommand)]
     Detect(DetectCommand),
+    /// The workflow inventory.
+    #[command(subcommand)]
+    Workflows(WorkflowsCommand),
+    /// Policy routing.
+    #[command(subcommand)]
+    Route(RouteCommand),
+}
+
+/// `moat workflows ...`.
+#[derive(Subcommand, Debug)]
+pub enum WorkflowsCommand {
+    /// List registered workflows with their labels, limits and budgets, and the keys of each
+    /// (keys naming no registered workflow are listed as unregistered).
+    List(ListWorkflowsArgs),
+}
+
+/// `moat workflows list`.
+#[derive(Args, Debug)]
+pub struct ListWorkflowsArgs {
+    /// The config file (workflows come from it, keys from its store).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `moat route ...`.
+#[derive(Subcommand, Debug)]
+pub enum RouteCommand {
+    /// Dry run: which routing rule a request would match, why, and where it would go.
+    Explain(ExplainArgs),
+}
+
+/// `moat route explain`.
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// The config file.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// The key's public id (the part after `moat_`, before the secret), looked up in the store.
+    #[arg(long)]
+    pub key: String,
+    /// The model the request asks for.
+    #[arg(long)]
+    pub model: String,
+    /// A request header as `name=value` (rules may match headers); repeatable.
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    pub headers: Vec<String>,
+    /// The explanation as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `moat detect ...`.

@@ -4,11 +4,12 @@ mod cli;
 mod demo;
 mod detect;
 mod keys;
+mod route;
 mod serve;
 mod verdicts;
 
 use clap::Parser;
-use cli::{Cli, Command, ConfigCommand, DetectCommand};
+use cli::{Cli, Command, ConfigCommand, DetectCommand, RouteCommand, WorkflowsCommand};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -32,6 +33,8 @@ fn main() -> ExitCode {
             Command::Config(ConfigCommand::Check(args)) => serve::check(&args.config),
             Command::Detect(DetectCommand::Replay(args)) => detect::replay(args),
             Command::Detect(DetectCommand::Verdicts(args)) => verdicts::run(args).await,
+            Command::Workflows(WorkflowsCommand::List(args)) => route::workflows(args).await,
+            Command::Route(RouteCommand::Explain(args)) => route::explain(args).await,
         }
     });
     match result {

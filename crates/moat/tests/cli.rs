@@ -344,3 +344,161 @@ fn config_check_names_unknown_detector_settings() {
         "{err}"
     );
 }
+
+/// Runs moat with the governance example copied into `dir` (its store lands there too).
+fn governance(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let config = dir.join("governance.toml");
+    if !config.exists() {
+        let example = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/governance.toml"
+        );
+        std::fs::copy(example, &config).unwrap();
+    }
+    let out = moat()
+        .args(args)
+        .arg("--config")
+        .arg(&config)
+        .env("OPENAI_API_KEY", "sk-test")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn workflows_list_and_route_explain_read_the_governance_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = governance(
+        dir.path(),
+        &[
+            "keys",
+            "create",
+            "--account",
+            "insurer-prod",
+            "--workflow",
+            "claims-triage",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let created: Value = serde_json::from_str(&out).unwrap();
+    let claims_key = created["id"].as_str().unwrap().to_string();
+    let (ok, out, err) = governance(
+        dir.path(),
+        &["keys", "create", "--account", "insurer-prod", "--json"],
+    );
+    assert!(ok, "{err}");
+    let created: Value = serde_json::from_str(&out).unwrap();
+    let loose_key = created["id"].as_str().unwrap().to_string();
+
+    let (ok, out, err) = governance(dir.path(), &["workflows", "list"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("WORKFLOW"), "{out}");
+    let claims = lines
+        .iter()
+        .find(|l| l.starts_with("claims-triage"))
+        .unwrap();
+    for field in [
+        "claims-platform@insurer.example",
+        "high",
+        "restricted",
+        "yes",
+        "$150.00",
+        "qwen-local",
+    ] {
+        assert!(claims.contains(field), "{field} missing from {claims}");
+    }
+    assert!(lines.iter().any(|l| l.starts_with("marketing-drafts")));
+    assert!(
+        out.contains(&format!(
+            "unregistered: 1 key(s) with no registered workflow (policy: deny): {loose_key}"
+        )),
+        "{out}"
+    );
+
+    // Restricted data: the first rule matches and only the approved provider is eligible.
+    let (ok, out, err) = governance(
+        dir.path(),
+        &[
+            "route",
+            "explain",
+            "--key",
+            &claims_key,
+            "--model",
+            "qwen-local",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(
+            "restricted-data-stays-on-approved-providers MATCH  sensitivity is restricted"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("target   qwen-local -> vllm/Qwen/Qwen2.5-72B-Instruct (weight 1)  eligible"),
+        "{out}"
+    );
+    assert!(
+        out.contains("result: served by the first eligible target that answers"),
+        "{out}"
+    );
+
+    // The workflow is registered for qwen-local only.
+    let (ok, out, _) = governance(
+        dir.path(),
+        &[
+            "route",
+            "explain",
+            "--key",
+            &claims_key,
+            "--model",
+            "gpt-4.1",
+            "--json",
+        ],
+    );
+    assert!(ok);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["matched_rule"],
+        "restricted-data-stays-on-approved-providers"
+    );
+    assert_eq!(v["targets"][0]["allowed"], false, "{v}");
+    assert_eq!(v["targets"][1]["provider"], "vllm");
+    assert_eq!(
+        v["refused"],
+        "refused: workflow claims-triage is not registered for model gpt-4.1"
+    );
+
+    // A key without a workflow is refused under `unregistered = "deny"`, and the header rule is
+    // explained rule by rule.
+    let (ok, out, _) = governance(
+        dir.path(),
+        &[
+            "route",
+            "explain",
+            "--key",
+            &loose_key,
+            "--model",
+            "gpt-4.1",
+            "--header",
+            "x-job-class=bulk",
+        ],
+    );
+    assert!(ok);
+    assert!(out.contains("1. restricted-data-stays-on-approved-providers no     sensitivity is internal, the rule wants restricted"), "{out}");
+    assert!(out.contains("3. no-bulk-jobs-on-the-large-model"), "{out}");
+    assert!(out.contains("result: refused: the key has no registered workflow and unregistered traffic is denied"), "{out}");
+
+    let (ok, _, err) = governance(
+        dir.path(),
+        &["route", "explain", "--key", "nope", "--model", "x"],
+    );
+    assert!(!ok);
+    assert!(err.contains("no key with id nope in the store"), "{err}");
+}

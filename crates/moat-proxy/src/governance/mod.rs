@@ -1,0 +1,283 @@
+//! The governance stages of the request path: the workflow inventory and routing policy
+//! (`policy`), then rate limits and money budgets (`admit`), settled when the request ends
+//! (`settle`).
+//!
+//! Limits and budgets are counted per key, per workflow and per account, in memory (`moat-policy`
+//! `Limiter` and `Ledger`); the price table is the built-in one with the config's `[[prices]]` on
+//! top.
+
+pub mod headers;
+mod settle;
+pub mod view;
+
+pub use settle::Settlement;
+
+use crate::body::BodyPeek;
+use crate::error::GatewayError;
+use crate::routing::Target;
+use moat_config::{
+    AccountConfig, Budget, Config, GovernanceConfig, Limits, Unregistered, WorkflowConfig,
+};
+use moat_core::{Clock, Money};
+use moat_policy::budget::{BudgetLimit, Ledger, Period};
+use moat_policy::limits::{Limiter, RateLimits, Scope};
+use moat_policy::price::{ModelPrice, PriceError, PriceTable};
+use moat_policy::routing::{Decision, Facts, Rules};
+use moat_policy::KeyRecord;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The inventory, the routing rules, and the counters of every limit and budget.
+pub struct Governance {
+    workflows: HashMap<String, WorkflowConfig>,
+    /// Workflow names in config order.
+    order: Vec<String>,
+    accounts: HashMap<String, AccountConfig>,
+    defaults: GovernanceConfig,
+    rules: Rules,
+    limiter: Limiter,
+    ledger: Ledger,
+    prices: Arc<PriceTable>,
+    clock: Arc<dyn Clock>,
+}
+
+/// Who a request is, for policy: its key's workflow as registered.
+pub struct Principal<'a> {
+    /// The key.
+    pub key: &'a KeyRecord,
+    /// The account's tier.
+    pub tier: &'a str,
+    /// The key's workflow, when registered.
+    pub workflow: Option<&'a WorkflowConfig>,
+}
+
+impl Governance {
+    /// Builds the inventory, rules and price table from `config`.
+    pub fn new(config: &Config, clock: Arc<dyn Clock>) -> Result<Governance, PriceError> {
+        let overrides = config.prices.iter().map(|p| ModelPrice {
+            model: Arc::from(p.model.as_str()),
+            provider: Arc::from("config"),
+            input: p.input,
+            output: p.output,
+            cached_input: p.cached_input,
+            cache_write: p.cache_write,
+            context_window: p.context_window,
+            max_output: p.max_output,
+        });
+        let prices = PriceTable::builtin()?.with_overrides(overrides);
+        Ok(Governance {
+            order: config.workflows.iter().map(|w| w.name.clone()).collect(),
+            workflows: config
+                .workflows
+                .iter()
+                .map(|w| (w.name.clone(), w.clone()))
+                .collect(),
+            accounts: config
+                .accounts
+                .iter()
+                .map(|a| (a.name.clone(), a.clone()))
+                .collect(),
+            defaults: config.governance.clone(),
+            rules: Rules::new(config.routing_rules.clone()),
+            limiter: Limiter::new(),
+            ledger: Ledger::new(),
+            prices: Arc::new(prices),
+            clock,
+        })
+    }
+
+    /// The registered workflow called `name`.
+    pub fn workflow(&self, name: &str) -> Option<&WorkflowConfig> {
+        self.workflows.get(name)
+    }
+
+    /// The price of a provider's model, if the table or the config knows it.
+    pub fn price(&self, model: &str) -> Option<&ModelPrice> {
+        self.prices.lookup(model)
+    }
+
+    /// The routing rules.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Inventory and policy, before routing: unregistered traffic, the workflow's own model
+    /// list, then the routing rules. Returns the rules' decision.
+    pub fn policy<'a>(
+        &'a self,
+        who: &Principal<'a>,
+        model: &'a str,
+        header: &'a dyn Fn(&str) -> Option<&'a str>,
+    ) -> Result<Decision<'a>, GatewayError> {
+        match (who.workflow, self.defaults.unregistered) {
+            (None, Unregistered::Deny) => {
+                return Err(GatewayError::Unregistered {
+                    workflow: who.key.workflow.clone(),
+                })
+            }
+            (None, Unregistered::Flag) => {
+                metrics::counter!("moat_unregistered_requests_total").increment(1);
+                tracing::warn!(key = %who.key.id, account = %who.key.account, workflow = ?who.key.workflow, "request from a key without a registered workflow");
+            }
+            _ => {}
+        }
+        if let Some(w) = who.workflow {
+            if !w.models.is_empty() && !w.models.iter().any(|m| m == model) {
+                return Err(GatewayError::WorkflowModel {
+                    workflow: w.name.clone(),
+                    model: model.to_string(),
+                });
+            }
+        }
+        let facts = Facts {
+            account: &who.key.account,
+            tier: who.tier,
+            workflow: who.workflow,
+            model,
+            header,
+        };
+        let decision = self.rules.decide(&facts);
+        if let (Some(message), Some(rule)) = (decision.deny, decision.rule) {
+            return Err(GatewayError::PolicyDenied {
+                rule: rule.name.clone(),
+                message: message.to_string(),
+            });
+        }
+        Ok(decision)
+    }
+
+    /// Limits and budgets: admits the request against its key's, workflow's and account's rate
+    /// limits and reserves its worst-case cost in their budgets, all or nothing. `plan` is the
+    /// route it will take; the reservation prices it at the dearest target, so a fallback can
+    /// never cost more than was reserved.
+    pub fn admit(
+        &self,
+        who: &Principal<'_>,
+        peek: &BodyPeek,
+        body_len: usize,
+        plan: &[Target],
+    ) -> Result<Settlement, GatewayError> {
+        let now = self.clock.now_ms();
+        let key_id: Arc<str> = Arc::from(who.key.id.as_str());
+        let account_id: Arc<str> = Arc::from(who.key.account.as_str());
+        let workflow_id: Option<Arc<str>> = who.workflow.map(|w| Arc::from(w.name.as_str()));
+        let account = self.accounts.get(&who.key.account);
+
+        let key_limits = rate_limits(&self.defaults.key_limits);
+        let account_limits =
+            rate_limits(account.map_or(&self.defaults.account_limits, |a| &a.limits));
+        let workflow_limits = who.workflow.map(|w| rate_limits(&w.limits));
+        let mut limits: Vec<(Scope, &Arc<str>, &RateLimits)> = Vec::with_capacity(3);
+        push_limits(&mut limits, Scope::Key, &key_id, &key_limits);
+        if let (Some(id), Some(l)) = (&workflow_id, &workflow_limits) {
+            push_limits(&mut limits, Scope::Workflow, id, l);
+        }
+        push_limits(&mut limits, Scope::Account, &account_id, &account_limits);
+
+        let output = peek
+            .max_output
+            .unwrap_or(self.defaults.default_output_tokens)
+            .saturating_mul(peek.choices);
+        // About four bytes of JSON per prompt token: an estimate for the token rate, settled
+        // with the provider's count when the request ends.
+        let estimated_tokens = (body_len as u64 / 4).saturating_add(output);
+        let admission = if limits.is_empty() {
+            None
+        } else {
+            Some(
+                self.limiter
+                    .admit(now, &limits, estimated_tokens)
+                    .map_err(|refusal| GatewayError::RateLimited {
+                        refusal,
+                        at_ms: now,
+                    })?,
+            )
+        };
+
+        let key_budget = budget_limits(&self.defaults.key_budget);
+        let account_budget =
+            budget_limits(account.map_or(&self.defaults.account_budget, |a| &a.budget));
+        let workflow_budget = who.workflow.map(|w| budget_limits(&w.budget));
+        let mut budgets: Vec<(Scope, &Arc<str>, &[BudgetLimit])> = Vec::with_capacity(3);
+        if !key_budget.is_empty() {
+            budgets.push((Scope::Key, &key_id, &key_budget));
+        }
+        if let (Some(id), Some(b)) = (&workflow_id, &workflow_budget) {
+            if !b.is_empty() {
+                budgets.push((Scope::Workflow, id, b));
+            }
+        }
+        if !account_budget.is_empty() {
+            budgets.push((Scope::Account, &account_id, &account_budget));
+        }
+        let hold = if budgets.is_empty() {
+            None
+        } else {
+            // A prompt token is at least one byte of the body, so the body's length bounds the
+            // input from above; the output is bounded by its cap.
+            let worst = self.worst_cost(plan, body_len as u64, output);
+            Some(
+                self.ledger
+                    .reserve(now, &budgets, worst)
+                    .map_err(GatewayError::BudgetExceeded)?,
+            )
+        };
+        Ok(Settlement::new(
+            admission,
+            hold,
+            estimated_tokens,
+            Arc::clone(&self.prices),
+            Arc::clone(&self.clock),
+        ))
+    }
+
+    /// The highest cost of a request of `input` and `output` tokens on any target of `plan`
+    /// (unpriced targets cost nothing).
+    fn worst_cost(&self, plan: &[Target], input: u64, output: u64) -> Money {
+        plan.iter()
+            .filter_map(|t| self.prices.lookup(&t.model))
+            .map(|p| p.max_cost(input, output))
+            .max()
+            .unwrap_or(Money::ZERO)
+    }
+}
+
+fn rate_limits(l: &Limits) -> RateLimits {
+    RateLimits {
+        requests_per_minute: l.requests_per_minute,
+        tokens_per_minute: l.tokens_per_minute,
+        concurrency: l.concurrency,
+    }
+}
+
+fn push_limits<'a>(
+    out: &mut Vec<(Scope, &'a Arc<str>, &'a RateLimits)>,
+    scope: Scope,
+    id: &'a Arc<str>,
+    limits: &'a RateLimits,
+) {
+    if *limits != RateLimits::default() {
+        out.push((scope, id, limits));
+    }
+}
+
+fn budget_limits(b: &Budget) -> Vec<BudgetLimit> {
+    let soft = |hard: Money| {
+        let percent = i64::from(b.soft_percent);
+        (percent < 100).then(|| Money(hard.0 / 100 * percent + hard.0 % 100 * percent / 100))
+    };
+    [
+        (Period::Day, b.daily),
+        (Period::Week, b.weekly),
+        (Period::Month, b.monthly),
+    ]
+    .into_iter()
+    .filter_map(|(period, hard)| {
+        hard.map(|hard| BudgetLimit {
+            period,
+            hard,
+            soft: soft(hard),
+        })
+    })
+    .collect()
+}
