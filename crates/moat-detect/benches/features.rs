@@ -2,7 +2,8 @@
 //! it, reading a whole trace line (what `moat detect replay` does per event), and folding one event
 //! into a detector that already tracks 10 k or 100 k accounts.
 //!
-//! Acceptance (issue 3): parse + extract of a 2 KB prompt in at most 20 µs.
+//! Acceptance (issue 3): parse + extract of a 2 KB prompt in at most 20 µs (medians on the 2-core
+//! dev machine: about 10 µs English, 9 µs non-ASCII, 12 µs escaped; extraction alone 6-8 µs).
 //!
 //! `cargo bench -p moat-detect --bench features`
 //!

@@ -3,15 +3,15 @@
 //! Extraction reads a [`RequestView`] and returns a small `Copy` value; nothing of the prompt text
 //! is kept, only masked fingerprints and cue strengths.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind};
-
-use crate::lexicon::{Cues, Lexicon};
+use crate::lexicon::{Cues, Lexicon, Marks};
 use crate::text::{self, Fingerprint, TextPrint};
 use moat_protocol::view::{RequestView, Role};
 
 /// How much of a long user turn is scanned for cues: its head and its tail (templates put their
 /// instructions around the data).
 const CUE_WINDOW: usize = 600;
+/// How much of the head of the user turn is scanned for category marks.
+const MARKS_HEAD: usize = 800;
 
 /// What a request asks for, roughly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -105,7 +105,6 @@ impl RequestFeatures {
 #[derive(Debug, Clone, Default)]
 pub struct Extractor {
     lexicon: Lexicon,
-    marks: CategoryMarks,
 }
 
 impl Extractor {
@@ -141,8 +140,10 @@ impl Extractor {
         }
         if let Some(user) = view.last_user_text() {
             f.user = text::print(user);
-            f.user_cues = self.scan_window(user);
-            f.category = self.marks.category(user, view.tool_count);
+            // One automaton pass over the head and the tail finds the cues and the marks.
+            let (cues, marks) = self.lexicon.scan_windows(user, CUE_WINDOW, MARKS_HEAD);
+            f.user_cues = cues;
+            f.category = category(user, marks, view.tool_count);
         } else if view.tool_count > 0 {
             f.category = Category::Tool;
         }
@@ -158,121 +159,31 @@ impl Extractor {
         f.prompt_logprobs = p.prompt_logprobs;
         f
     }
-
-    /// Scans the head and tail of a long text, all of a short one.
-    fn scan_window(&self, text: &str) -> Cues {
-        if text.len() <= 2 * CUE_WINDOW {
-            return self.lexicon.scan(text);
-        }
-        let head = &text[..floor_boundary(text, CUE_WINDOW)];
-        let tail = &text[floor_boundary(text, text.len() - CUE_WINDOW)..];
-        let (a, b) = (self.lexicon.scan(head), self.lexicon.scan(tail));
-        Cues {
-            elicit: a.elicit.max(b.elicit),
-            grader: a.grader.max(b.grader),
-            rewrite: a.rewrite.max(b.rewrite),
-            probe: a.probe.max(b.probe),
-        }
-    }
 }
 
 fn sat16(v: u64) -> u16 {
     u16::try_from(v).unwrap_or(u16::MAX)
 }
 
-fn floor_boundary(s: &str, mut i: usize) -> usize {
-    while i > 0 && !s.is_char_boundary(i) {
-        i -= 1;
+/// A cheap capability guess from surface marks in the head of the user turn.
+fn category(text: &str, marks: Marks, tools: usize) -> Category {
+    if tools > 0 {
+        return Category::Tool;
     }
-    i
-}
-
-/// Surface marks of each category, matched ASCII-case-insensitively in the head of the text.
-const CODE: &[&str] = &[
-    "```",
-    "def ",
-    "function",
-    "code",
-    "program",
-    "script",
-    "sql",
-    "python",
-    "java",
-    "c++",
-    "class ",
-    "regex",
-    "algorithm",
-    "html",
-    "css",
-    "api",
-];
-const MATH: &[&str] = &[
-    "how many",
-    "how much",
-    "what is the",
-    "calculate",
-    "total",
-    "percent",
-    "solve",
-];
-const ROLEPLAY: &[&str] = &[
-    "imagine you",
-    "you are a",
-    "act as",
-    "pretend",
-    "role of",
-    "roleplay",
-    "you are an",
-];
-
-/// One automaton over every category mark: one pass over the head instead of a lower-cased copy
-/// and thirty substring searches.
-#[derive(Debug, Clone)]
-struct CategoryMarks(AhoCorasick);
-
-impl Default for CategoryMarks {
-    fn default() -> Self {
-        // The patterns are constants: building cannot fail for any input.
-        #[allow(clippy::expect_used)]
-        let ac = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(CODE.iter().chain(MATH).chain(ROLEPLAY))
-            .expect("constant patterns compile");
-        CategoryMarks(ac)
+    if marks.code {
+        return Category::Code;
     }
-}
-
-impl CategoryMarks {
-    /// A cheap capability guess from surface marks.
-    fn category(&self, text: &str, tools: usize) -> Category {
-        if tools > 0 {
-            return Category::Tool;
-        }
-        let head = &text[..floor_boundary(text, text.len().min(800))];
-        let (mut code, mut math, mut roleplay) = (false, false, false);
-        for m in self.0.find_overlapping_iter(head) {
-            let i = m.pattern().as_usize();
-            if i < CODE.len() {
-                code = true;
-                break;
-            } else if i < CODE.len() + MATH.len() {
-                math = true;
-            } else {
-                roleplay = true;
-            }
-        }
-        if code {
-            return Category::Code;
-        }
-        if math && head.bytes().filter(u8::is_ascii_digit).count() >= 2 {
+    if marks.math {
+        let head = &text.as_bytes()[..text.len().min(MARKS_HEAD)];
+        // Digits are ASCII: a cut inside a character counts the same digits.
+        if head.iter().filter(|b| b.is_ascii_digit()).count() >= 2 {
             return Category::Math;
         }
-        if roleplay {
-            return Category::Roleplay;
-        }
-        Category::Other
     }
+    if marks.roleplay {
+        return Category::Roleplay;
+    }
+    Category::Other
 }
 
 #[cfg(test)]
@@ -295,6 +206,27 @@ mod tests {
         assert_eq!(f.category, Category::Math);
         assert!(f.logit_probe());
         assert_eq!((f.n, f.top_logprobs, f.logit_bias), (2, 5, 1));
+    }
+
+    #[test]
+    fn math_digits_are_counted_in_the_marks_head_only() {
+        let marks = Marks {
+            math: true,
+            ..Marks::default()
+        };
+        // A two-byte character straddles the end of the head (bytes 799 and 800): the digits
+        // after it do not count, the ones before it do.
+        let pad = |n: usize| "x".repeat(MARKS_HEAD - n);
+        let late = format!("how many {}\u{e9}12", pad(10));
+        assert!(!late.is_char_boundary(MARKS_HEAD));
+        assert_eq!(category(&late, marks, 0), Category::Other);
+        let early = format!("how many 1{}\u{e9}2", pad(11));
+        assert!(!early.is_char_boundary(MARKS_HEAD));
+        assert_eq!(category(&early, marks, 0), Category::Other);
+        let both = format!("how many 12{}\u{e9}", pad(12));
+        assert!(!both.is_char_boundary(MARKS_HEAD));
+        assert_eq!(category(&both, marks, 0), Category::Math);
+        assert_eq!(category(&both, marks, 2), Category::Tool);
     }
 
     #[test]
