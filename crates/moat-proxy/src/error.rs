@@ -153,6 +153,12 @@ pub enum GatewayError {
         /// The tags it requires.
         tags: Vec<String>,
     },
+    /// Every target of the route was skipped, its circuit breaker open after repeated failures.
+    #[error("all targets unavailable: every target of this model is failing and was not tried; retry in {} s", retry_secs(*.retry_in_ms))]
+    AllTargetsUnavailable {
+        /// When the first breaker lets a probe through, in ms from now.
+        retry_in_ms: u64,
+    },
 }
 
 fn unregistered_message(workflow: Option<&str>) -> String {
@@ -207,7 +213,7 @@ impl GatewayError {
             GatewayError::UpstreamStatus { status, .. } => *status,
             GatewayError::UpstreamUnavailable { timeout: true, .. } => 504,
             GatewayError::UpstreamUnavailable { timeout: false, .. } => 502,
-            GatewayError::Store(_) => 503,
+            GatewayError::Store(_) | GatewayError::AllTargetsUnavailable { .. } => 503,
         };
         StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY)
     }
@@ -225,9 +231,9 @@ impl GatewayError {
     /// Whose fault the failure is.
     pub fn fault(&self) -> Fault {
         match self {
-            GatewayError::UpstreamStatus { .. } | GatewayError::UpstreamUnavailable { .. } => {
-                Fault::Upstream
-            }
+            GatewayError::UpstreamStatus { .. }
+            | GatewayError::UpstreamUnavailable { .. }
+            | GatewayError::AllTargetsUnavailable { .. } => Fault::Upstream,
             GatewayError::Store(_) => Fault::Internal,
             _ => Fault::Client,
         }
@@ -261,6 +267,7 @@ impl GatewayError {
             GatewayError::WorkflowModel { .. } => "workflow_model_not_allowed",
             GatewayError::PolicyDenied { .. } => "policy_denied",
             GatewayError::NoCompliantTarget { .. } => "no_compliant_target",
+            GatewayError::AllTargetsUnavailable { .. } => "all_targets_unavailable",
         }
     }
 
@@ -295,6 +302,10 @@ impl GatewayError {
         match &self {
             GatewayError::RateLimited { refusal, at_ms } => {
                 crate::governance::headers::refusal(&mut response, protocol, refusal, *at_ms);
+            }
+            GatewayError::AllTargetsUnavailable { retry_in_ms } => {
+                let secs = HeaderValue::from(retry_secs(*retry_in_ms));
+                response.headers_mut().insert(header::RETRY_AFTER, secs);
             }
             GatewayError::BudgetExceeded(_) => {
                 // Waiting will not help until the window resets: SDKs must not retry.
@@ -369,6 +380,9 @@ fn openai_type_and_code(err: &GatewayError) -> (&'static str, Option<&'static st
         }
         GatewayError::PolicyDenied { .. } => ("permission_error", Some("policy_denied")),
         GatewayError::NoCompliantTarget { .. } => ("permission_error", Some("no_compliant_target")),
+        GatewayError::AllTargetsUnavailable { .. } => {
+            ("server_error", Some("all_targets_unavailable"))
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! Forwarding: try the route's targets in order, translating where the target speaks the other
-//! protocol, until one answers or a failure that no fallback can help.
+//! protocol, retrying and failing over (`failover.rs` holds the policy) until one answers or a
+//! failure that no other attempt can help.
 
 use crate::body::{self, BodyPeek};
 use crate::error::GatewayError;
+use crate::failover::{self, Class, Failover, Limits};
 use crate::pipeline::Endpoint;
 use crate::relay;
 use crate::routing::Target;
@@ -12,8 +14,12 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::HeaderMap;
 use moat_core::Protocol;
+use moat_policy::resilience::{BreakerState, Permit, Transition};
 use moat_protocol::translate;
 use serde_json::Value;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::time::Instant;
 
 /// One client request on its way upstream.
 pub struct Exchange {
@@ -33,13 +39,12 @@ pub struct Exchange {
     pub created: i64,
     /// Keep-alive interval for a streamed answer.
     pub keepalive: std::time::Duration,
-    /// The criticality of the request's workflow (`medium` without one): it will pick the
-    /// timeouts.
-    #[expect(
-        dead_code,
-        reason = "read by the failover timeouts by criticality, next"
-    )]
+    /// The criticality of the request's workflow (`medium` without one): it picks the timeouts.
     pub criticality: moat_config::Criticality,
+    /// Retries, backoff, the retry budget and timeouts.
+    pub failover: Arc<Failover>,
+    /// The targets of the route's `context_fallback`, for a request too long for its model.
+    pub context_plan: Option<Vec<Target>>,
 }
 
 impl Exchange {
@@ -89,19 +94,19 @@ impl Mode {
     }
 }
 
-/// Tries each target of `plan` in order. Failures before the first response byte that another target
-/// may fix (unreachable, timeout, 408, 409, 429, 5xx) move on to the next; anything else is answered.
+/// Tries the targets of `plan` in order until one answers. A failure another attempt may fix
+/// (unreachable, reset, timeout before the first byte, 408, 409, 429, 5xx) is retried on the same
+/// target up to `failover.retries` times after a backoff that honours the upstream's
+/// `retry-after`, then the next target is tried; every attempt after the first needs the retry
+/// budget. A target whose breaker is open is skipped. A request too long for the model's context
+/// moves to the route's `context_fallback`; any other failure is answered as it is.
 pub async fn forward(
     mut exchange: Exchange,
     plan: Vec<Target>,
     record: &mut RequestRecord,
 ) -> Result<Response, GatewayError> {
-    let mut last_error = None;
-    let usable: Vec<(Target, Mode)> = plan
-        .into_iter()
-        .filter_map(|t| Mode::of(exchange.endpoint, t.provider.kind).map(|m| (t, m)))
-        .collect();
-    if usable.is_empty() {
+    let mut queue = usable(&exchange, plan);
+    if queue.is_empty() {
         return Err(GatewayError::invalid(
             format!(
                 "model '{}' has no target that serves {}: {} needs an OpenAI-kind provider",
@@ -112,35 +117,226 @@ pub async fn forward(
             Some("model"),
         ));
     }
-    let count = usable.len();
-    for (i, (target, mode)) in usable.into_iter().enumerate() {
-        record.attempts += 1;
-        record.provider = Some(target.provider.name.clone());
-        record.response_model = Some(target.model.clone());
-        match attempt(&mut exchange, &target, mode, record).await {
-            Ok(Attempted::Done(response)) => return Ok(response),
-            Ok(Attempted::Streaming(build)) => {
-                return Ok(build(std::mem::replace(record, RequestRecord::detached())))
-            }
-            Err(error) => {
-                upstream_error(&target.provider.name, error.kind());
-                let last = i + 1 == count;
-                if last || !retryable(&error) {
-                    return Err(error);
+    let failover = Arc::clone(&exchange.failover);
+    failover.deposit();
+    let mut run = Run {
+        failover: &failover,
+        limits: failover.limits(exchange.criticality, record.started),
+        last_error: None,
+        retry_in_ms: None,
+        left: None,
+    };
+    let mut context_plan = exchange.context_plan.take();
+    while let Some((target, mode)) = queue.pop_front() {
+        match run.target(&mut exchange, &target, mode, record).await {
+            Step::Answered(response) => return Ok(response),
+            Step::Next => run.left = Some(target),
+            Step::Stop(error) => return Err(error),
+            Step::TooLong(error) => {
+                let larger = context_plan.take().map(|p| usable(&exchange, p));
+                match larger {
+                    Some(targets) if !targets.is_empty() => {
+                        tracing::info!(provider = %target.provider.name, model = %target.model, "request too long for the model's context; trying its context_fallback");
+                        queue = targets;
+                        run.last_error = Some(error);
+                        run.left = Some(target);
+                    }
+                    _ => return Err(error),
                 }
-                tracing::info!(provider = %target.provider.name, model = %target.model, error = %error, "trying next target");
-                last_error = Some(error);
             }
         }
     }
-    // Unreachable in practice: the loop returns on its last target.
-    Err(last_error.unwrap_or(GatewayError::UnknownModel(exchange.peek.model)))
+    Err(run.exhausted())
+}
+
+/// The targets of `plan` that can serve the exchange's endpoint, with how.
+fn usable(exchange: &Exchange, plan: Vec<Target>) -> VecDeque<(Target, Mode)> {
+    plan.into_iter()
+        .filter_map(|t| Mode::of(exchange.endpoint, t.provider.kind).map(|m| (t, m)))
+        .collect()
+}
+
+/// One request's way through its plan.
+struct Run<'a> {
+    failover: &'a Failover,
+    limits: Limits,
+    /// The last attempt's failure, answered if no target succeeds.
+    last_error: Option<GatewayError>,
+    /// The soonest an open breaker of a skipped target lets a probe through.
+    retry_in_ms: Option<u64>,
+    /// The target just left behind (failed or skipped), for the fallback count.
+    left: Option<Target>,
+}
+
+/// Where a target left the request.
+enum Step {
+    Answered(Response),
+    /// Failed or skipped: try the next target.
+    Next,
+    /// Too long for the model's context: only a larger model helps.
+    TooLong(GatewayError),
+    /// Answer this error.
+    Stop(GatewayError),
+}
+
+impl Run<'_> {
+    /// Attempts `target`, retrying it while that may help.
+    async fn target(
+        &mut self,
+        exchange: &mut Exchange,
+        target: &Target,
+        mode: Mode,
+        record: &mut RequestRecord,
+    ) -> Step {
+        let mut retry = 0;
+        loop {
+            let Ok(permit) = self.acquire(target, mode) else {
+                return Step::Next;
+            };
+            if self.limits.expired() {
+                return Step::Stop(self.limits.total_exceeded());
+            }
+            // Every attempt after the request's first is a retry or a fallback: the budget keeps
+            // an outage from multiplying the load on the providers.
+            if record.attempts > 0 && !self.failover.withdraw() {
+                tracing::warn!(provider = %target.provider.name, model = %target.model, "retry budget exhausted; not trying further targets");
+                return Step::Stop(self.exhausted());
+            }
+            if let Some(from) = self.left.take() {
+                failover::fallback(&from, target);
+            }
+            record.attempts += 1;
+            record.provider = Some(target.provider.name.clone());
+            record.response_model = Some(target.model.clone());
+            let failed = match attempt(exchange, target, mode, record, &self.limits).await {
+                Ok(attempted) => {
+                    failover::attempt_outcome(target, "success");
+                    if let Some(t) = permit.and_then(|p| p.success(self.now())) {
+                        failover::breaker_transition(target, t);
+                    }
+                    return Step::Answered(match attempted {
+                        Attempted::Done(response) => response,
+                        Attempted::Streaming(stream) => {
+                            stream.respond(std::mem::replace(record, RequestRecord::detached()))
+                        }
+                    });
+                }
+                Err(failed) => failed,
+            };
+            let class = failover::classify(&failed.error);
+            upstream_error(&target.provider.name, failed.error.kind());
+            failover::attempt_outcome(target, class.label());
+            match class {
+                Class::Retryable => {
+                    if let Some(t) = permit.and_then(|p| p.failure(self.now())) {
+                        failover::breaker_transition(target, t);
+                    }
+                }
+                // The target worked; the request did not. A probe's permit, dropped unreported,
+                // frees the probe for the next request.
+                Class::ContextLength => return Step::TooLong(failed.error),
+                Class::ContentPolicy | Class::Final => return Step::Stop(failed.error),
+            }
+            tracing::info!(provider = %target.provider.name, model = %target.model, error = %failed.error, "attempt failed");
+            if self.limits.expired() {
+                return Step::Stop(self.limits.total_exceeded());
+            }
+            self.last_error = Some(failed.error);
+            retry += 1;
+            if !self.back_off(target, retry, failed.retry_after_ms).await {
+                return Step::Next;
+            }
+        }
+    }
+
+    /// Leave from `target`'s breaker to try it: `Ok(None)` without a breaker, `Err` when it is
+    /// open (the target is skipped and the time to its next probe noted).
+    fn acquire<'t>(&mut self, target: &'t Target, mode: Mode) -> Result<Option<Permit<'t>>, ()> {
+        // An estimate never reaches the provider, so it neither waits for nor feeds its breaker.
+        let Some(breaker) = target
+            .breaker
+            .as_deref()
+            .filter(|_| mode != Mode::EstimateTokens)
+        else {
+            return Ok(None);
+        };
+        match breaker.try_acquire(self.now()) {
+            Ok(permit) => {
+                if permit.is_probe() {
+                    let half_open = Transition {
+                        from: BreakerState::Open,
+                        to: BreakerState::HalfOpen,
+                    };
+                    failover::breaker_transition(target, half_open);
+                }
+                Ok(Some(permit))
+            }
+            Err(open) => {
+                failover::skipped(target, open.retry_in_ms);
+                let soonest = self
+                    .retry_in_ms
+                    .map_or(open.retry_in_ms, |r| r.min(open.retry_in_ms));
+                self.retry_in_ms = Some(soonest);
+                Err(())
+            }
+        }
+    }
+
+    /// Waits before retry number `retry` of `target`; `false` when it should not be retried
+    /// (retries used up, a `retry-after` longer than `max_retry_wait`, or a wait past the
+    /// request's deadline), so the next target is tried at once.
+    async fn back_off(&self, target: &Target, retry: u32, hint_ms: Option<u64>) -> bool {
+        if retry > self.failover.retries() {
+            return false;
+        }
+        match self.failover.delay(retry, hint_ms) {
+            Some(delay) if !self.limits.would_expire(delay) => {
+                tokio::time::sleep(delay).await;
+                true
+            }
+            Some(_) => false,
+            None => {
+                tracing::info!(provider = %target.provider.name, retry_after_ms = hint_ms, "upstream asks for a longer wait than max_retry_wait; trying the next target");
+                false
+            }
+        }
+    }
+
+    /// The answer when the plan ran out: the last attempt's failure, or, when no target could be
+    /// tried at all, a 503 saying so.
+    fn exhausted(&mut self) -> GatewayError {
+        match self.last_error.take() {
+            Some(error) => error,
+            None => GatewayError::AllTargetsUnavailable {
+                retry_in_ms: self.retry_in_ms.unwrap_or(0),
+            },
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.failover.now_ms()
+    }
 }
 
 /// An attempt that succeeded: a finished response, or a stream that takes over the request record.
 enum Attempted {
     Done(Response),
-    Streaming(Box<dyn FnOnce(RequestRecord) -> Response + Send>),
+    Streaming(Box<relay::PendingStream>),
+}
+
+/// A failed attempt, with the wait the upstream asked for.
+struct Failed {
+    error: GatewayError,
+    retry_after_ms: Option<u64>,
+}
+
+impl From<GatewayError> for Failed {
+    fn from(error: GatewayError) -> Self {
+        Failed {
+            error,
+            retry_after_ms: None,
+        }
+    }
 }
 
 async fn attempt(
@@ -148,7 +344,8 @@ async fn attempt(
     target: &Target,
     mode: Mode,
     record: &mut RequestRecord,
-) -> Result<Attempted, GatewayError> {
+    limits: &Limits,
+) -> Result<Attempted, Failed> {
     if mode == Mode::EstimateTokens {
         return Ok(Attempted::Done(relay::estimated_token_count(
             exchange.json()?,
@@ -161,10 +358,28 @@ async fn attempt(
         _ => None,
     };
     let provider = &target.provider;
-    let response = provider.send(op, query, body, &exchange.headers).await?;
+    let timeouts = &limits.timeouts;
+    let sent = Instant::now();
+    let first_byte = timeouts.first_byte.unwrap_or(provider.first_byte_timeout);
+    // A stream that must start within `first_token` cannot wait longer for its headers.
+    let first_token = timeouts.first_token.filter(|_| exchange.peek.stream);
+    let headers_by = limits.bound(sent + first_token.map_or(first_byte, |t| t.min(first_byte)));
+    let criticality = exchange.criticality;
+    let response = provider
+        .send(op, query, body, &exchange.headers, criticality, headers_by)
+        .await?;
     let status = response.status();
     if !status.is_success() {
-        return Err(relay::upstream_failure(response, provider).await);
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+        let retry_after_ms = moat_policy::resilience::retry_after_ms(
+            header("retry-after-ms"),
+            header("retry-after"),
+            exchange.failover.now_ms(),
+        );
+        return Err(Failed {
+            error: relay::upstream_failure(response, provider).await,
+            retry_after_ms,
+        });
     }
     let is_sse = response
         .headers()
@@ -180,15 +395,21 @@ async fn attempt(
         client_wants_usage: exchange.peek.include_usage,
         wants_base64: exchange.peek.wants_base64,
         keepalive: exchange.keepalive,
+        idle: timeouts.stream_idle.unwrap_or(provider.idle_timeout),
+        deadline: limits.deadline.zip(timeouts.total),
     };
     if exchange.peek.stream && is_sse {
-        return Ok(Attempted::Streaming(Box::new(move |record| {
-            relay::stream(response, ctx, record)
-        })));
+        let mut stream = relay::PendingStream::new(response, ctx);
+        if let Some(limit) = first_token {
+            stream
+                .first_token(limits.bound(sent + limit), limit)
+                .await?;
+        }
+        return Ok(Attempted::Streaming(Box::new(stream)));
     }
-    relay::buffered(response, ctx, record)
+    Ok(relay::buffered(response, ctx, record)
         .await
-        .map(Attempted::Done)
+        .map(Attempted::Done)?)
 }
 
 /// The upstream operation and body for `mode`.
@@ -222,39 +443,10 @@ fn upstream_body(
     Ok((op, Bytes::from(bytes)))
 }
 
-/// Whether another target may succeed where this one failed.
-fn retryable(error: &GatewayError) -> bool {
-    match error {
-        GatewayError::UpstreamUnavailable { .. } => true,
-        GatewayError::UpstreamStatus { status, .. } => {
-            matches!(status, 408 | 409 | 429 | 500..=599)
-        }
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_failures_another_target_may_fix_are_retried() {
-        let status = |s| GatewayError::UpstreamStatus {
-            provider: "p".into(),
-            status: s,
-            body: Bytes::new(),
-            protocol: Protocol::OpenAi,
-            retry_after: None,
-        };
-        assert!(retryable(&status(503)) && retryable(&status(429)));
-        assert!(!retryable(&status(400)) && !retryable(&status(401)));
-        assert!(retryable(&GatewayError::UpstreamUnavailable {
-            message: String::new(),
-            timeout: true
-        }));
-        assert!(!retryable(&GatewayError::invalid("x", None)));
-    }
 
     #[test]
     fn modes_cover_every_endpoint_and_kind() {

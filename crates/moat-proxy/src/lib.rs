@@ -8,6 +8,7 @@ mod auth;
 mod body;
 mod detection;
 mod error;
+mod failover;
 mod filter;
 mod forward;
 mod forwarded;

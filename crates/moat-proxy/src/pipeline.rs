@@ -1,8 +1,8 @@
-//! The request path, top to bottom: authenticate, read, authorize, filter, detection gate, route,
-//! forward, settle and record.
+//! The request path, top to bottom: authenticate, read, authorize, filter, detection gate,
+//! policy (inventory and routing rules), route, limits and budget, forward, settle and record.
 //!
-//! Each stage is a call into the module or crate that owns it; this file only orders them. Later
-//! planes (limits and budgets, audit) slot in between as stages of their own.
+//! Each stage is a call into the module or crate that owns it; this file only orders them. The
+//! audit record (issue 5) slots in as a stage of its own.
 
 use crate::auth::presented_key;
 use crate::detection::NewEvent;
@@ -188,8 +188,11 @@ async fn run(
         }
     }
 
-    // 8. Limits and budget: admitted and reserved, or refused, before anything goes upstream.
-    record.settlement = Some(governance.admit(&who, &peek, bytes.len(), &plan)?);
+    // 8. Limits and budget: admitted and reserved, or refused, before anything goes upstream;
+    // the reservation covers every target the request may reach, context fallbacks included.
+    let context_plan = state.routes.context_plan(model, decision.only_tags);
+    let reachable = [plan.as_slice(), context_plan.as_deref().unwrap_or_default()];
+    record.settlement = Some(governance.admit(&who, &peek, bytes.len(), &reachable)?);
     let rate_status = record.settlement.as_ref().and_then(|s| s.rate_status());
 
     // 10. Record, for the detector: the event leaves with the usage when the record finishes.
@@ -211,6 +214,8 @@ async fn run(
     let exchange = Exchange {
         endpoint,
         raw: bytes,
+        context_plan,
+        failover: Arc::clone(&state.failover),
         peek,
         parsed: None,
         headers: parts.headers,

@@ -34,6 +34,8 @@ pub struct AppState {
     pub detection: Detection,
     /// Workflows, routing rules, limits, budgets and prices.
     pub governance: Governance,
+    /// Retries, backoff, the retry budget and timeouts by criticality.
+    pub failover: Arc<crate::failover::Failover>,
     /// SHA-256 of the admin token, when the admin API is on.
     pub(crate) admin_token: Option<KeyHash>,
 }
@@ -83,7 +85,7 @@ impl AppState {
         let _ = crate::telemetry::prometheus();
         let mut providers = HashMap::new();
         for p in &config.providers {
-            providers.insert(p.name.clone(), Arc::new(Provider::new(p)));
+            providers.insert(p.name.clone(), Arc::new(Provider::new(p, &config.failover)));
         }
         let routes = Routes::new(&config, &providers);
         let governance = Governance::new(&config, Arc::clone(&clock))?;
@@ -95,6 +97,10 @@ impl AppState {
             started_at: clock.now_secs(),
             detection,
             governance,
+            failover: Arc::new(crate::failover::Failover::new(
+                &config.failover,
+                Arc::clone(&clock),
+            )),
             admin_token,
             clock,
             config: Arc::new(config),

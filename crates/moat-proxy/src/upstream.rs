@@ -9,10 +9,13 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use moat_config::ProviderConfig;
+use moat_config::{Criticality, FailoverConfig, ProviderConfig};
 use moat_core::{Protocol, Secret};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A configured provider, ready to send to.
 pub struct Provider {
@@ -22,7 +25,10 @@ pub struct Provider {
     pub kind: Protocol,
     base_url: String,
     api_key: Option<Secret<String>>,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// One client per criticality, indexed by `Criticality::index`: hyper sets the connect
+    /// timeout per connector, so a criticality with its own `connect` timeout gets its own pool;
+    /// the others share the provider's (clones of one client share one pool).
+    clients: [HttpClient; 3],
     /// Longest wait for response headers.
     pub first_byte_timeout: Duration,
     /// Longest silence between two body chunks.
@@ -52,21 +58,13 @@ impl Provider {
     /// Mozilla root set, HTTP/1.1 or HTTP/2 by ALPN. It reads no proxy variables and follows no
     /// redirects: moat talks only to the upstreams in its config. (hyper directly rather than
     /// reqwest: reqwest's per-request layers cost ~70 us of added p50 latency in `bench/`.)
-    pub fn new(config: &ProviderConfig) -> Provider {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.connect_timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(1024)
-            .build(https);
+    /// A criticality whose `[failover]` timeouts set `connect` gets a pool of its own.
+    pub fn new(config: &ProviderConfig, failover: &FailoverConfig) -> Provider {
+        let shared = client(config.connect_timeout);
+        let clients = Criticality::ALL.map(|c| match failover.timeouts(c).connect {
+            Some(connect) if connect != config.connect_timeout => client(connect),
+            _ => shared.clone(),
+        });
         let mut extra_headers = HeaderMap::new();
         for (name, value) in &config.headers {
             if let (Ok(n), Ok(v)) = (
@@ -81,7 +79,7 @@ impl Provider {
             kind: config.kind,
             base_url: config.base_url.trim_end_matches('/').to_string(),
             api_key: config.api_key.clone(),
-            client,
+            clients,
             first_byte_timeout: config.first_byte_timeout,
             idle_timeout: config.idle_timeout,
             tags: config.tags.clone(),
@@ -105,14 +103,17 @@ impl Provider {
         }
     }
 
-    /// Sends one request and waits for the response headers, up to the first-byte timeout.
-    /// Connection failures and timeouts are `UpstreamUnavailable`, which a fallback may rescue.
+    /// Sends one request of `criticality` and waits for the response headers until `until` (the
+    /// caller's first-byte, first-token and total bounds, whichever comes first). Connection
+    /// failures and timeouts are `UpstreamUnavailable`, which a retry or a fallback may rescue.
     pub async fn send(
         &self,
         op: Operation,
         query: Option<&str>,
         body: Bytes,
         client_headers: &HeaderMap,
+        criticality: Criticality,
+        until: Instant,
     ) -> Result<http::Response<Incoming>, GatewayError> {
         let mut headers = forward_headers(client_headers, self.kind);
         self.authorize(&mut headers);
@@ -131,7 +132,9 @@ impl Provider {
             .body(Full::new(body))
             .map_err(|e| unusable(format!("request could not be built: {e}")))?;
         *request.headers_mut() = headers;
-        match tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await {
+        let client = &self.clients[criticality.index()];
+        let sent = Instant::now();
+        match tokio::time::timeout_at(until, client.request(request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => Err(GatewayError::UpstreamUnavailable {
                 message: format!("upstream {} unreachable: {}", self.name, error_chain(&e)),
@@ -141,7 +144,7 @@ impl Provider {
                 message: format!(
                     "upstream {} sent no response within {} ms",
                     self.name,
-                    self.first_byte_timeout.as_millis()
+                    until.saturating_duration_since(sent).as_millis()
                 ),
                 timeout: true,
             }),
@@ -161,6 +164,24 @@ impl Provider {
             tracing::warn!(provider = %self.name, "provider api_key is not a valid header value; sent without it");
         }
     }
+}
+
+/// hyper's pooled client over rustls with the Mozilla root set, connecting within `connect`.
+fn client(connect: Duration) -> HttpClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .build(https)
 }
 
 /// The headers a client request passes upstream. Credentials never do; the protocol's own extension

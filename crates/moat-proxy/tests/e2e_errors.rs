@@ -252,7 +252,8 @@ async fn a_dead_upstream_is_a_quick_502_and_a_fallback_rescues_it() {
 
 #[tokio::test]
 async fn upstream_errors_fail_over_when_they_may_and_pass_through_when_not() {
-    let h = Harness::start().await;
+    // Without retries of the same target: what is left is the move to the next one.
+    let h = Harness::start_with(|c| c.failover.retries = 0).await;
     // 500 from the primary: the fallback (another protocol) answers.
     h.sim.push_fault_for_model(
         "sim-primary",
@@ -302,7 +303,8 @@ async fn upstream_errors_fail_over_when_they_may_and_pass_through_when_not() {
 
 #[tokio::test]
 async fn an_upstream_that_never_answers_is_a_504_after_the_first_byte_timeout() {
-    let h = Harness::start().await;
+    // Without retries of the same target: what is left is the move to the next one.
+    let h = Harness::start_with(|c| c.failover.retries = 0).await;
     h.sim.push_fault(Fault::NeverAnswer);
     let started = Instant::now();
     let (s, v) = json_of(h.openai("/v1/chat/completions", &chat("gpt")).await).await;

@@ -147,15 +147,15 @@ impl Governance {
     }
 
     /// Limits and budgets: admits the request against its key's, workflow's and account's rate
-    /// limits and reserves its worst-case cost in their budgets, all or nothing. `plan` is the
-    /// route it will take; the reservation prices it at the dearest target, so a fallback can
-    /// never cost more than was reserved.
+    /// limits and reserves its worst-case cost in their budgets, all or nothing. `plans` are
+    /// every target it may reach (its route, its context fallbacks); the reservation prices it
+    /// at the dearest, so no fallback can cost more than was reserved.
     pub fn admit(
         &self,
         who: &Principal<'_>,
         peek: &BodyPeek,
         body_len: usize,
-        plan: &[Target],
+        plans: &[&[Target]],
     ) -> Result<Settlement, GatewayError> {
         let now = self.clock.now_ms();
         let key_id: Arc<str> = Arc::from(who.key.id.as_str());
@@ -215,7 +215,7 @@ impl Governance {
         } else {
             // A prompt token is at least one byte of the body, so the body's length bounds the
             // input from above; the output is bounded by its cap.
-            let worst = self.worst_cost(plan, body_len as u64, output);
+            let worst = self.worst_cost(plans, body_len as u64, output);
             Some(
                 self.ledger
                     .reserve(now, &budgets, worst)
@@ -231,10 +231,12 @@ impl Governance {
         ))
     }
 
-    /// The highest cost of a request of `input` and `output` tokens on any target of `plan`
+    /// The highest cost of a request of `input` and `output` tokens on any target of `plans`
     /// (unpriced targets cost nothing).
-    fn worst_cost(&self, plan: &[Target], input: u64, output: u64) -> Money {
-        plan.iter()
+    fn worst_cost(&self, plans: &[&[Target]], input: u64, output: u64) -> Money {
+        plans
+            .iter()
+            .flat_map(|p| p.iter())
             .filter_map(|t| self.prices.lookup(&t.model))
             .map(|p| p.max_cost(input, output))
             .max()

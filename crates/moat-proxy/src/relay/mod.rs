@@ -1,5 +1,12 @@
 //! Relaying the upstream's answer: buffered bodies and SSE streams, passed through byte for byte when
 //! protocols match and translated when they differ, with usage observed on the side.
+//!
+//! `hold.rs` holds a stream back until its first token when the request's criticality asks for
+//! one in time, so that a slow start can still fail over.
+
+mod hold;
+
+pub use hold::PendingStream;
 
 use crate::error::{json_response, GatewayError};
 use crate::forward::Mode;
@@ -23,6 +30,7 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// Largest upstream body read into memory for a non-streamed answer.
 const MAX_UPSTREAM_BODY: usize = 64 << 20;
@@ -45,6 +53,10 @@ pub struct RelayContext {
     pub wants_base64: bool,
     /// How often a silent stream gets a keep-alive comment.
     pub keepalive: Duration,
+    /// Longest silence within the answer (the criticality's `stream_idle`, else the provider's).
+    pub idle: Duration,
+    /// When the whole request must be over, and the limit that set it (for the message).
+    pub deadline: Option<(Instant, Duration)>,
 }
 
 /// Reads an upstream error response into a `GatewayError` that keeps its status and body.
@@ -54,7 +66,7 @@ pub async fn upstream_failure(
 ) -> GatewayError {
     let status = response.status().as_u16();
     let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
-    let body = read_all(response, provider.idle_timeout, 1 << 20)
+    let body = read_all(response, provider.idle_timeout, 1 << 20, None)
         .await
         .unwrap_or_default();
     GatewayError::UpstreamStatus {
@@ -74,7 +86,8 @@ pub async fn buffered(
     record: &mut RequestRecord,
 ) -> Result<Response, GatewayError> {
     let status = response.status();
-    let body = read_all(response, ctx.provider.idle_timeout, MAX_UPSTREAM_BODY).await?;
+    let until = ctx.deadline.map(|(at, _)| at);
+    let body = read_all(response, ctx.idle, MAX_UPSTREAM_BODY, until).await?;
     let not_json = |e: serde_json::Error| GatewayError::UpstreamUnavailable {
         message: format!(
             "upstream {} sent a body that is not JSON: {e}",
@@ -214,15 +227,20 @@ fn floats_to_base64(mut body: Value) -> Option<Value> {
     Some(body)
 }
 
+/// Reads a whole body within `limit` bytes, each chunk within `idle` of the last and all of it
+/// before `until`.
 async fn read_all(
     response: http::Response<Incoming>,
     idle: Duration,
     limit: usize,
+    until: Option<Instant>,
 ) -> Result<Bytes, GatewayError> {
     let mut stream = response.into_body().into_data_stream();
     let mut buf = BytesMut::new();
     loop {
-        match tokio::time::timeout(idle, stream.next()).await {
+        let next = Instant::now() + idle;
+        let at = until.map_or(next, |u| u.min(next));
+        match tokio::time::timeout_at(at, stream.next()).await {
             Ok(Some(Ok(chunk))) => {
                 if buf.len() + chunk.len() > limit {
                     return Err(GatewayError::UpstreamUnavailable {
@@ -239,6 +257,12 @@ async fn read_all(
                 })
             }
             Ok(None) => return Ok(buf.freeze()),
+            Err(_) if at < next => {
+                return Err(GatewayError::UpstreamUnavailable {
+                    message: "upstream body not received within the request's time limit".into(),
+                    timeout: true,
+                })
+            }
             Err(_) => {
                 return Err(GatewayError::UpstreamUnavailable {
                     message: format!("upstream body stalled for {} ms", idle.as_millis()),
@@ -284,8 +308,11 @@ struct Relay {
     idle: Duration,
     keepalive: Duration,
     silent: Duration,
+    deadline: Option<(Instant, Duration)>,
     finished: bool,
     error: Option<&'static str>,
+    /// While the stream is held for its first token: what the upstream has sent of it so far.
+    held: Option<hold::Held>,
     record: RequestRecord,
 }
 
@@ -297,15 +324,8 @@ enum Client {
     Anthropic,
 }
 
-/// Streams the upstream's SSE answer to the client as it arrives. Once the first byte has gone out
-/// there is no failing over: an upstream failure becomes the client protocol's error event, never a
-/// clean end over a truncated answer.
-pub fn stream(
-    response: http::Response<Incoming>,
-    ctx: RelayContext,
-    record: RequestRecord,
-) -> Response {
-    let status = response.status();
+/// The relay of a stream whose response headers arrived, before anything went to the client.
+fn relay(response: http::Response<Incoming>, ctx: &RelayContext) -> Relay {
     let (upstream_kind, client, shape) = match ctx.mode {
         Mode::Passthrough(Operation::Responses) => (
             StreamKind::OpenAiResponses,
@@ -338,7 +358,7 @@ pub fn stream(
             Shape::ToAnthropic(Box::new(OpenAiToAnthropicStream::new(&ctx.target_model))),
         ),
     };
-    let relay = Relay {
+    Relay {
         upstream: Box::pin(response.into_body().into_data_stream()),
         decoder: SseDecoder::new(),
         observer: UsageObserver::default(),
@@ -346,13 +366,22 @@ pub fn stream(
         client,
         shape,
         out: VecDeque::new(),
-        idle: ctx.provider.idle_timeout,
+        idle: ctx.idle,
         keepalive: ctx.keepalive,
         silent: Duration::ZERO,
+        deadline: ctx.deadline,
         finished: false,
         error: None,
-        record,
-    };
+        held: None,
+        record: RequestRecord::detached(),
+    }
+}
+
+/// The client's response for a relay: status, SSE headers, who answered, and the relay as body,
+/// which streams the upstream's answer as it arrives. Once the first byte has gone out there is no
+/// failing over: an upstream failure becomes the client protocol's error event, never a clean end
+/// over a truncated answer.
+fn respond(relay: Relay, status: StatusCode, ctx: &RelayContext) -> Response {
     let body = futures_util::stream::unfold(relay, |mut relay| async move {
         let next = relay.next_frame().await?;
         Some((Ok::<_, std::convert::Infallible>(next), relay))
@@ -366,7 +395,7 @@ pub fn stream(
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    answered_by(&mut response, &ctx);
+    answered_by(&mut response, ctx);
     response
 }
 
@@ -399,7 +428,18 @@ impl Relay {
     /// Waits for upstream bytes, sending keep-alive comments through long silences, and turns what
     /// arrives into client frames.
     async fn pull(&mut self) {
-        let wait = self.keepalive.min(self.idle.saturating_sub(self.silent));
+        let mut wait = self.keepalive.min(self.idle.saturating_sub(self.silent));
+        if let Some((at, total)) = self.deadline {
+            let left = at.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let message = format!(
+                    "request exceeded its time limit of {} ms mid-stream",
+                    total.as_millis()
+                );
+                return self.fail("upstream_stream_deadline", &message);
+            }
+            wait = wait.min(left);
+        }
         match tokio::time::timeout(wait, self.upstream.next()).await {
             Ok(Some(Ok(chunk))) => {
                 self.silent = Duration::ZERO;
@@ -410,6 +450,9 @@ impl Relay {
                 self.fail("upstream_stream_error", &message);
             }
             Ok(None) => self.on_end(),
+            Err(_) if self.deadline.is_some_and(|(at, _)| Instant::now() >= at) => {
+                // The next pull reports it.
+            }
             Err(_) => {
                 self.silent += wait;
                 if self.silent >= self.idle {
@@ -443,6 +486,18 @@ impl Relay {
 
     fn on_event(&mut self, event: &SseEvent) {
         self.observer.observe(self.upstream_kind, event);
+        if let Some(held) = &mut self.held {
+            held.observe(self.upstream_kind, event);
+        }
+        let passthrough = matches!(self.shape, Shape::Raw | Shape::StripUsage);
+        if passthrough && !is_json_or_done(event) {
+            // Forwarded raw, a broken event would make the client's SDK fail on a parse error;
+            // it ends the stream the way the translators end it.
+            return self.fail(
+                "upstream_stream_malformed",
+                "upstream stream sent an event that is not JSON",
+            );
+        }
         let frames = match &mut self.shape {
             Shape::Raw => Ok(vec![event.raw.clone()]),
             Shape::StripUsage if is_usage_only_chunk(event) => Ok(vec![]),
@@ -490,7 +545,10 @@ impl Relay {
     }
 
     fn fail(&mut self, kind: &'static str, message: &str) {
-        tracing::warn!(request_id = %self.record.request_id, error = kind, message, "stream failed");
+        if self.held.is_none() {
+            // A held stream's failure is reported by the failover that follows it.
+            tracing::warn!(request_id = %self.record.request_id, error = kind, message, "stream failed");
+        }
         self.error = Some(kind);
         let event = self.error_event(message);
         self.out.push_back(event);
@@ -525,6 +583,14 @@ impl Relay {
             }
         }
     }
+}
+
+/// Whether an event's data is JSON (or OpenAI's `[DONE]`), as every event of both protocols'
+/// streams is. Validated without building a tree.
+fn is_json_or_done(event: &SseEvent) -> bool {
+    event.is_done()
+        || event.data.is_empty()
+        || serde_json::from_str::<serde::de::IgnoredAny>(&event.data).is_ok()
 }
 
 /// The chunk OpenAI sends for `include_usage`: no choices, only usage.
