@@ -47,6 +47,8 @@ struct Args {
     #[arg(long)]
     translate: bool,
     /// Which targets to measure, in order; the first is the baseline the others are compared with.
+    /// `governed` is a second gateway with limits, budgets, a registered workflow and routing
+    /// rules on (none of which refuses): compared with `gateway`, it prices the governance stages.
     #[arg(long, value_delimiter = ',', default_value = "direct,bare,gateway")]
     targets: Vec<String>,
     /// Log filter for the gateway (`info` logs every request, as `moat serve` does by default).
@@ -74,8 +76,15 @@ fn main() -> anyhow::Result<()> {
     let key = generate_key();
     let record = key.record("bench", 0);
     gw_rt.block_on(store.insert_key(&record))?;
-    let state = AppState::new(config(&sim), store)?;
+    let state = AppState::new(config(&sim), store.clone())?;
     let gateway = gw_rt.block_on(Gateway::start(state, "127.0.0.1:0".parse()?))?;
+    let governed_key = generate_key();
+    let mut governed_record = governed_key.record("bench", 0);
+    governed_record.workflow = Some("bench-agent".into());
+    gw_rt.block_on(store.insert_key(&governed_record))?;
+    let governed_state = AppState::new(governed(config(&sim)), store)?;
+    let governed_gateway =
+        gw_rt.block_on(Gateway::start(governed_state, "127.0.0.1:0".parse()?))?;
 
     let (model_direct, model_gateway) = if args.translate {
         ("sim-claude", "claude")
@@ -132,7 +141,13 @@ fn main() -> anyhow::Result<()> {
         },
         args.gateway_threads
     );
-    let mut all = vec![direct, bare, via];
+    let governed = Target {
+        name: "governed",
+        url: format!("http://{}/v1/chat/completions", governed_gateway.addr()),
+        key: governed_key.key.expose().clone(),
+        body: body(model_gateway),
+    };
+    let mut all = vec![direct, bare, via, governed];
     let mut chosen = Vec::new();
     for name in &args.targets {
         let i = all
@@ -144,6 +159,7 @@ fn main() -> anyhow::Result<()> {
     let report = load_rt.block_on(run(&args, &chosen))?;
     println!("{report}");
     gw_rt.block_on(gateway.shutdown())?;
+    gw_rt.block_on(governed_gateway.shutdown())?;
     drop(sim);
     Ok(())
 }
@@ -195,6 +211,89 @@ fn config(sim: &SimUpstream) -> Config {
         routing_rules: vec![],
         failover: Default::default(),
     }
+}
+
+/// `config` with every governance stage on and none refusing: per-key, workflow and account rate
+/// limits (requests, tokens, concurrency), daily and monthly budgets, a registered workflow,
+/// priced models and four routing rules of which the last matches.
+fn governed(mut config: Config) -> Config {
+    use moat_config::{
+        Budget, Criticality, Limits, PriceConfig, RoutingRule, RuleMatch, Sensitivity,
+        WorkflowConfig,
+    };
+    use moat_core::Money;
+    let limits = Limits {
+        requests_per_minute: Some(10_000_000),
+        tokens_per_minute: Some(10_000_000_000),
+        concurrency: Some(100_000),
+    };
+    let budget = Budget {
+        daily: Some(Money(1_000_000_000_000)),
+        monthly: Some(Money(10_000_000_000_000)),
+        ..Budget::default()
+    };
+    config.governance.key_limits = limits;
+    config.governance.key_budget = budget;
+    config.governance.account_limits = limits;
+    config.governance.account_budget = budget;
+    let mut workflow = WorkflowConfig::new("bench-agent", "bench");
+    workflow.criticality = Criticality::High;
+    workflow.sensitivity = Sensitivity::Confidential;
+    workflow.limits = limits;
+    workflow.budget = budget;
+    config.workflows.push(workflow);
+    for model in ["sim-gpt", "sim-claude"] {
+        config.prices.push(PriceConfig {
+            model: model.into(),
+            input: 2_500_000,
+            output: 10_000_000,
+            cached_input: None,
+            cache_write: None,
+            context_window: None,
+            max_output: None,
+        });
+    }
+    let rule = |name: &str, when: RuleMatch| RoutingRule {
+        name: name.into(),
+        when,
+        use_model: None,
+        only_providers_tagged: vec![],
+        deny: None,
+    };
+    config.routing_rules = vec![
+        rule(
+            "restricted",
+            RuleMatch {
+                sensitivity: vec![Sensitivity::Restricted],
+                ..RuleMatch::default()
+            },
+        ),
+        rule(
+            "low",
+            RuleMatch {
+                criticality: vec![Criticality::Low],
+                ..RuleMatch::default()
+            },
+        ),
+        rule(
+            "batch-header",
+            RuleMatch {
+                headers: vec![("x-job-class".into(), "batch".into())],
+                ..RuleMatch::default()
+            },
+        ),
+        RoutingRule {
+            use_model: Some("gpt".into()),
+            ..rule(
+                "high-to-gpt",
+                RuleMatch {
+                    criticality: vec![Criticality::High],
+                    ..RuleMatch::default()
+                },
+            )
+        },
+    ];
+    config
 }
 
 /// Where one phase sends its requests.

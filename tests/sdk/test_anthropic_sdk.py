@@ -1,5 +1,7 @@
 """The official `anthropic` Python SDK against moat, changing only base_url and api_key."""
 
+import time
+
 import anthropic
 import pytest
 
@@ -82,3 +84,41 @@ def test_typed_errors(demo, client):
     with pytest.raises(anthropic.PermissionDeniedError):
         anthropic.Anthropic(base_url=demo.anthropic_base_url, api_key=scoped["key"], max_retries=0).messages.create(
             model="claude-haiku", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+
+
+def test_rate_limits_are_the_sdks_rate_limit_error_and_it_retries_per_the_headers(demo):
+    key = demo.create_key("--workflow", "demo-agent")["key"]
+    ask = dict(model="claude-haiku", max_tokens=4, messages=[{"role": "user", "content": "Hi"}])
+    once = anthropic.Anthropic(base_url=demo.anthropic_base_url, api_key=key, max_retries=0, timeout=20)
+    err = None
+    for _ in range(150):
+        try:
+            once.messages.create(**ask)
+        except anthropic.RateLimitError as e:
+            err = e
+            break
+    assert err is not None, "60 requests a minute never refused"
+    assert err.status_code == 429
+    assert err.body["error"]["type"] == "rate_limit_error"
+    h = err.response.headers
+    assert h["anthropic-ratelimit-requests-limit"] == "60"
+    assert h["anthropic-ratelimit-requests-remaining"] == "0"
+    assert h["anthropic-ratelimit-requests-reset"].endswith("Z")
+    assert h["retry-after"] == "1"
+
+    retrying = anthropic.Anthropic(base_url=demo.anthropic_base_url, api_key=key, max_retries=3, timeout=20)
+    raw = retrying.messages.with_raw_response.create(**ask)
+    assert raw.retries_taken >= 1
+    assert raw.parse().content[0].text
+
+
+def test_an_exhausted_budget_is_a_billing_error_and_never_retried(demo):
+    key = demo.create_key("--workflow", "demo-penny")["key"]
+    client = anthropic.Anthropic(base_url=demo.anthropic_base_url, api_key=key, max_retries=3, timeout=20)
+    started = time.monotonic()
+    with pytest.raises(anthropic.APIStatusError) as e:
+        client.messages.create(model="claude-haiku", max_tokens=16, messages=[{"role": "user", "content": "Hi"}])
+    assert time.monotonic() - started < 1.5
+    assert e.value.status_code == 402
+    assert e.value.body["error"]["type"] == "billing_error"
+    assert e.value.response.headers["x-should-retry"] == "false"

@@ -1,6 +1,7 @@
 """The official `openai` Python SDK against moat, changing only base_url and api_key."""
 
 import json
+import time
 
 import openai
 import pytest
@@ -135,3 +136,46 @@ def test_key_scopes(demo):
     demo.revoke_key(revoked["id"])
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=demo.base_url, api_key=revoked["key"], max_retries=0).models.list()
+
+
+def _hit_rate_limit(client, **kwargs):
+    """Calls until the gateway's limit answers 429; the SDK's exception, or None after 150 calls."""
+    for _ in range(150):
+        try:
+            client.chat.completions.create(**kwargs)
+        except openai.RateLimitError as e:
+            return e
+    return None
+
+
+def test_rate_limits_are_the_sdks_rate_limit_error_and_it_retries_per_the_headers(demo):
+    key = demo.create_key("--workflow", "demo-agent")["key"]
+    ask = dict(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
+    once = openai.OpenAI(base_url=demo.base_url, api_key=key, max_retries=0, timeout=20)
+    err = _hit_rate_limit(once, **ask)
+    assert err is not None, "60 requests a minute never refused"
+    assert err.status_code == 429 and err.code == "rate_limit_exceeded"
+    h = err.response.headers
+    assert h["x-ratelimit-limit-requests"] == "60"
+    assert h["x-ratelimit-remaining-requests"] == "0"
+    assert h["retry-after"] == "1"  # one request a second refills: whole seconds for agents
+    assert 0 < int(h["retry-after-ms"]) <= 1000
+
+    # The SDK's own retry waits as the headers say and then gets through.
+    retrying = openai.OpenAI(base_url=demo.base_url, api_key=key, max_retries=3, timeout=20)
+    raw = retrying.chat.completions.with_raw_response.create(**ask)
+    assert raw.retries_taken >= 1
+    assert raw.parse().choices[0].message.content
+
+
+def test_an_exhausted_budget_is_insufficient_quota_and_never_retried(demo):
+    key = demo.create_key("--workflow", "demo-penny")["key"]
+    client = openai.OpenAI(base_url=demo.base_url, api_key=key, max_retries=3, timeout=20)
+    started = time.monotonic()
+    with pytest.raises(openai.RateLimitError) as e:
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}])
+    # Three SDK retries would take at least ~2.6 s of backoff; x-should-retry: false stops them.
+    assert time.monotonic() - started < 1.5
+    assert e.value.code == "insufficient_quota"
+    assert e.value.response.headers["x-should-retry"] == "false"
+    assert "daily budget" in e.value.message

@@ -121,6 +121,37 @@ targets = [{{ provider = "sim-anthropic", model = "sim-claude-haiku" }}]
 [[models]]
 name = "text-embedding-3-small"
 targets = [{{ provider = "sim-openai", model = "sim-embedding" }}]
+
+# The simulated models cost what the models they stand in for cost (USD per million tokens),
+# so budgets and the spend view count them.
+[[prices]]
+model = "sim-gpt-4o-mini"
+input = 0.15
+output = 0.60
+
+[[prices]]
+model = "sim-claude-haiku"
+input = 0.80
+output = 4.00
+
+# Two registered workflows to try governance with: `moat keys create --workflow demo-agent`.
+# The demo's own key belongs to none (unregistered traffic is allowed by default).
+[[workflows]]
+name = "demo-agent"
+owner = "you@example.com"
+description = "An agent limited to 60 requests a minute and a dollar a day"
+criticality = "medium"
+sensitivity = "internal"
+limits = {{ requests_per_minute = 60 }}
+budget = {{ daily = 1.00 }}
+
+[[workflows]]
+name = "demo-penny"
+owner = "you@example.com"
+description = "A workflow whose daily budget (a thousandth of a cent) no request fits in"
+criticality = "low"
+sensitivity = "public"
+budget = {{ daily = 0.00001 }}
 "#,
         openai = sim.openai_base_url(),
         anthropic = sim.anthropic_base_url(),
