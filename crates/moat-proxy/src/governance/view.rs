@@ -37,6 +37,12 @@ impl Governance {
     pub fn spend_rows(&self) -> Vec<SpendRow> {
         self.ledger.spent()
     }
+
+    /// Loads settled spend saved by an earlier run (rows of windows that have ended are kept
+    /// out by the ledger's own sweep).
+    pub fn restore_spend(&self, rows: impl IntoIterator<Item = SpendRow>) {
+        self.ledger.restore(rows);
+    }
 }
 
 fn workflow_row(w: &WorkflowConfig, spend: &[SpendRow]) -> Value {
