@@ -1,5 +1,5 @@
-//! The admin API (`/admin/v1/...`): for now the detector's verdicts, behind the bearer token of
-//! `[admin] token`. Without a configured token the admin API does not exist (404); a missing or
+//! The admin API (`/admin/v1/...`): the detector's verdicts, the workflow inventory, spend and
+//! objective incidents, behind the bearer token of `[admin] token`. Without a configured token the admin API does not exist (404); a missing or
 //! wrong token is a 401. The token is compared as SHA-256 digests in constant time (`subtle`,
 //! through `moat_policy::KeyHash`), so neither its content nor its length shows in timings.
 
@@ -85,6 +85,18 @@ pub(crate) async fn spend(State(state): State<Arc<AppState>>, headers: HeaderMap
     json_response(
         StatusCode::OK,
         &json!({ "object": "list", "data": state.governance.spend() }),
+    )
+}
+
+/// `GET /admin/v1/incidents`: workflow objective violations kept in memory (the last 1000),
+/// oldest first.
+pub(crate) async fn incidents(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refuse(&state, &headers) {
+        return refusal;
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({ "object": "list", "data": state.guardrails.incidents() }),
     )
 }
 

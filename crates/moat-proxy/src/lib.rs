@@ -14,6 +14,7 @@ mod forward;
 mod forwarded;
 pub mod governance;
 mod models;
+pub mod objectives;
 mod pipeline;
 mod relay;
 mod routing;

@@ -188,6 +188,27 @@ async fn run(
         }
     }
 
+    // A workflow's objectives: targets that ran slow for it lately go last and, if it routes
+    // around, targets whose estimated cost breaks its cost objective drop out while one remains.
+    if let Some(w) = workflow {
+        let output = peek
+            .max_output
+            .unwrap_or(state.config.governance.default_output_tokens)
+            .saturating_mul(peek.choices);
+        let input = bytes.len() as u64 / 4;
+        state.guardrails.steer(w, &mut plan, |t| {
+            governance.price(&t.model).map(|p| {
+                p.cost(&moat_policy::price::TokenUsage {
+                    input,
+                    cached_input: 0,
+                    cache_write: 0,
+                    output,
+                })
+            })
+        });
+        record.watch = state.guardrails.watch(w);
+    }
+
     // 8. Limits and budget: admitted and reserved, or refused, before anything goes upstream;
     // the reservation covers every target the request may reach, context fallbacks included.
     let context_plan = state.routes.context_plan(model, decision.only_tags);

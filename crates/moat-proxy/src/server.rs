@@ -40,6 +40,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/v1/detect/verdicts", get(crate::admin::verdicts))
         .route("/admin/v1/workflows", get(crate::admin::workflows))
         .route("/admin/v1/spend", get(crate::admin::spend))
+        .route("/admin/v1/incidents", get(crate::admin::incidents))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {

@@ -36,6 +36,8 @@ pub struct AppState {
     pub governance: Governance,
     /// Retries, backoff, the retry budget and timeouts by criticality.
     pub failover: Arc<crate::failover::Failover>,
+    /// Workflow latency and cost objectives: incidents and routing around.
+    pub guardrails: Arc<crate::objectives::Guardrails>,
     /// SHA-256 of the admin token, when the admin API is on.
     pub(crate) admin_token: Option<KeyHash>,
 }
@@ -97,6 +99,7 @@ impl AppState {
             started_at: clock.now_secs(),
             detection,
             governance,
+            guardrails: Arc::new(crate::objectives::Guardrails::new(Arc::clone(&clock))),
             failover: Arc::new(crate::failover::Failover::new(
                 &config.failover,
                 Arc::clone(&clock),

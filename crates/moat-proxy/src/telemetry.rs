@@ -79,6 +79,8 @@ pub struct RequestRecord {
     pub(crate) settlement: Option<crate::governance::Settlement>,
     /// What the request cost, as settled, in micro-units.
     pub cost: moat_core::Money,
+    /// The workflow's latency and cost objectives, checked when the record finishes.
+    pub(crate) watch: Option<crate::objectives::Watch>,
     done: bool,
 }
 
@@ -101,6 +103,7 @@ impl RequestRecord {
             workflow: None,
             settlement: None,
             cost: moat_core::Money::ZERO,
+            watch: None,
             done: false,
         }
     }
@@ -129,6 +132,15 @@ impl RequestRecord {
                 settlement.settle(self.response_model.as_deref(), usage.as_ref(), status < 400);
         }
         let elapsed = self.started.elapsed();
+        if let Some(watch) = self.watch.take() {
+            watch.finish(
+                &self.request_id,
+                self.provider.as_deref().unwrap_or(""),
+                self.response_model.as_deref().unwrap_or(""),
+                elapsed,
+                self.cost,
+            );
+        }
         let model = self.model.as_deref().unwrap_or("");
         let provider = self.provider.as_deref().unwrap_or("");
         let model_label = match (model.is_empty(), self.model_configured) {
