@@ -76,6 +76,22 @@ pub struct PriceTable {
     models: HashMap<Arc<str>, ModelPrice>,
 }
 
+impl From<&moat_config::PriceConfig> for ModelPrice {
+    /// An operator's `[[prices]]` entry (provider recorded as `config`).
+    fn from(p: &moat_config::PriceConfig) -> Self {
+        ModelPrice {
+            model: Arc::from(p.model.as_str()),
+            provider: Arc::from("config"),
+            input: p.input,
+            output: p.output,
+            cached_input: p.cached_input,
+            cache_write: p.cache_write,
+            context_window: p.context_window,
+            max_output: p.max_output,
+        }
+    }
+}
+
 impl ModelPrice {
     /// The cost of `usage`. Each part is `ceil(tokens * price / 1_000_000)` micro-units, rounded up
     /// on its own so no part is ever undercharged, then summed; the total saturates at the

@@ -144,13 +144,7 @@ impl Ledger {
             let index = current_window(windows, limit.period, now_ms);
             let window = &windows[index];
             if !window.affords(limit.hard, estimate) {
-                let found = window.refusal(scope, id, limit.hard);
-                if refusal
-                    .as_ref()
-                    .is_none_or(|worst| found.resets_at_ms > worst.resets_at_ms)
-                {
-                    refusal = Some(found);
-                }
+                keep_latest(&mut refusal, window.refusal(scope, id, limit.hard));
             }
         });
         if let Some(refusal) = refusal {
@@ -263,13 +257,10 @@ impl Hold {
                 continue;
             };
             if !window.affords(entry.hard, more) {
-                let found = window.refusal(entry.scope, &entry.id, entry.hard);
-                if refusal
-                    .as_ref()
-                    .is_none_or(|worst| found.resets_at_ms > worst.resets_at_ms)
-                {
-                    refusal = Some(found);
-                }
+                keep_latest(
+                    &mut refusal,
+                    window.refusal(entry.scope, &entry.id, entry.hard),
+                );
             }
         }
         if let Some(refusal) = refusal {
@@ -483,5 +474,16 @@ fn spent_text(spent: Money, reserved: Money) -> String {
         format!("{} spent, {} in flight", dollars(spent), dollars(reserved))
     } else {
         format!("{} spent", dollars(spent))
+    }
+}
+
+/// Where several budgets refuse, the one that resets last is the one to report: waiting for it
+/// is waiting for all of them.
+fn keep_latest(refusal: &mut Option<BudgetRefusal>, found: BudgetRefusal) {
+    if refusal
+        .as_ref()
+        .is_none_or(|worst| found.resets_at_ms > worst.resets_at_ms)
+    {
+        *refusal = Some(found);
     }
 }
