@@ -45,6 +45,7 @@ use std::path::Path;
 
 pub use env::{Env, MapEnv, ProcessEnv};
 pub use error::{ConfigError, ConfigErrors};
+pub use governance::spec::{BudgetSpec, LimitsSpec, ObjectivesSpec, WorkflowSpec};
 pub use governance::types::{
     AccountConfig, BreakerConfig, Budget, Criticality, FailoverConfig, GovernanceConfig, Limits,
     Objectives, PriceConfig, RoutingRule, RuleMatch, Sensitivity, Timeouts, Unregistered,

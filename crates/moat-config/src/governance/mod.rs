@@ -4,6 +4,7 @@
 mod failover;
 pub(crate) mod raw;
 mod routing;
+pub(crate) mod spec;
 pub(crate) mod types;
 
 pub(crate) use failover::failover;
@@ -358,7 +359,7 @@ pub(crate) fn amount(ctx: &mut Ctx<'_>, value: &Any, field: &str) -> Option<Mone
 }
 
 /// Parses a non-negative decimal into micro-units exactly.
-fn micros(text: &str) -> Result<i64, &'static str> {
+pub(crate) fn micros(text: &str) -> Result<i64, &'static str> {
     let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
     if whole.is_empty() && frac.is_empty() {
         return Err("expected digits");
