@@ -173,8 +173,33 @@ impl Gateway {
 }
 
 /// Serves until `signal` resolves, then drains: in-flight requests and streams get up to `grace` to
-/// finish before the server returns regardless.
+/// finish before the server returns regardless. With a spend store, budget spend is saved every
+/// [`SPEND_SAVE_INTERVAL`](crate::SPEND_SAVE_INTERVAL) meanwhile and once more after draining.
 pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    grace: Duration,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let saver = state.spend_store.clone().map(|store| {
+        let done = CancellationToken::new();
+        let task = crate::spend::spawn_saver(Arc::clone(&state), store, done.clone());
+        (task, done)
+    });
+    let result = drain(listener, state, grace, signal).await;
+    // Requests that finished have settled into the ledger by now, so the last save holds them.
+    // Streams still running when the grace period ran out settle later and are not saved.
+    if let Some((task, done)) = saver {
+        done.cancel();
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "the budget spend saver failed");
+        }
+    }
+    result
+}
+
+/// Serves until `signal`, then waits for open connections up to `grace`.
+async fn drain(
     listener: TcpListener,
     state: Arc<AppState>,
     grace: Duration,

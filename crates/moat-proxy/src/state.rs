@@ -9,7 +9,7 @@ use moat_config::{Config, ConfigError};
 use moat_core::{Clock, SystemClock};
 use moat_guard::{Guard, GuardError};
 use moat_policy::KeyHash;
-use moat_store::KeyStore;
+use moat_store::{KeyStore, SpendStore, StoreError};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -40,6 +40,8 @@ pub struct AppState {
     pub guardrails: Arc<crate::objectives::Guardrails>,
     /// SHA-256 of the admin token, when the admin API is on.
     pub(crate) admin_token: Option<KeyHash>,
+    /// Where budget spend is kept across restarts; `None` keeps it in memory only.
+    pub(crate) spend_store: Option<Arc<dyn SpendStore>>,
 }
 
 /// Why the state could not be built from a valid config.
@@ -54,6 +56,9 @@ pub enum StateError {
     /// The built-in price table does not load (a build defect).
     #[error("cannot load the price table: {0}")]
     Prices(#[from] moat_policy::price::PriceError),
+    /// The saved budget spend cannot be read. Starting anyway would grant every budget afresh.
+    #[error("cannot load the saved budget spend: {0}")]
+    Spend(StoreError),
 }
 
 impl From<ConfigError> for StateError {
@@ -105,8 +110,25 @@ impl AppState {
                 Arc::clone(&clock),
             )),
             admin_token,
+            spend_store: None,
             clock,
             config: Arc::new(config),
         })
+    }
+
+    /// Keeps budget spend in `spend` across restarts: loads the spend of the windows still
+    /// current into the ledger now (after pruning windows older than last month), and
+    /// [`serve`](crate::serve) saves it every [`SPEND_SAVE_INTERVAL`](crate::SPEND_SAVE_INTERVAL)
+    /// and once more after draining. Fails if the
+    /// saved spend cannot be read, rather than grant every budget afresh.
+    pub async fn with_spend_store(
+        mut self,
+        spend: Arc<dyn SpendStore>,
+    ) -> Result<AppState, StateError> {
+        crate::spend::restore(&self.governance, spend.as_ref(), self.clock.now_ms())
+            .await
+            .map_err(StateError::Spend)?;
+        self.spend_store = Some(spend);
+        Ok(self)
     }
 }

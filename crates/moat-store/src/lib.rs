@@ -1,8 +1,8 @@
 //! Store traits, one per concern, and their backends.
 //!
-//! The rest of moat sees only `Arc<dyn KeyStore>` (and, as the later planes land, `AuditSink`,
-//! `CounterStore`, `EventSink`); which backend runs is decided once, at start-up. Every backend passes
-//! the same [`conformance`] suite.
+//! The rest of moat sees only `Arc<dyn KeyStore>` and `Arc<dyn SpendStore>` (and, as the later
+//! planes land, `AuditSink`, `CounterStore`, `EventSink`); which backend runs is decided once, at
+//! start-up. Every backend passes the same [`conformance`] suite.
 
 pub mod conformance;
 mod memory;
@@ -15,6 +15,9 @@ pub use sqlite::SqliteStore;
 use async_trait::async_trait;
 use moat_policy::KeyRecord;
 
+pub use moat_config::WorkflowSpec;
+pub use moat_policy::budget::SpendRow;
+
 /// A store failure. Whose fault it is: always the server's, so it maps to 500/503 for clients.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -22,9 +25,9 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
     /// A stored row could not be read back (corrupt or hand-edited).
-    #[error("corrupt row for key {id}: {reason}")]
+    #[error("corrupt row for {id}: {reason}")]
     Corrupt {
-        /// Key id of the row.
+        /// Which row: `key <id>` or `spend <scope> <id>`.
         id: String,
         /// What was wrong.
         reason: String,
@@ -59,4 +62,34 @@ pub trait KeyStore: Send + Sync {
     async fn revoke_key(&self, id: &str, at: i64) -> Result<bool, StoreError>;
     /// Whether the store can serve (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Where settled budget spend survives a restart: one running total per principal and calendar
+/// window, as the in-memory ledger counts it (`moat_policy::budget::Ledger::spent`).
+///
+/// A row's `spent` is the window's whole settled spend, not an increment, so saving the same rows
+/// again changes nothing. One gateway owns the rows it saves: two gateways saving into one store
+/// would overwrite each other's totals (a shared counter is `LimitStore`'s job, later).
+#[async_trait]
+pub trait SpendStore: Send + Sync {
+    /// Upserts every row by (scope, id, period, window start): the stored spend becomes the row's.
+    /// All rows or none.
+    async fn save_spend(&self, rows: &[SpendRow]) -> Result<(), StoreError>;
+    /// Every row whose window starts at or after `since_ms` (Unix milliseconds), in no particular
+    /// order. The caller passes the start of the oldest window that can still be current.
+    async fn load_spend(&self, since_ms: i64) -> Result<Vec<SpendRow>, StoreError>;
+    /// Deletes every row whose window starts before `before_ms`; returns how many went.
+    async fn prune_spend(&self, before_ms: i64) -> Result<u64, StoreError>;
+}
+
+/// Workflows registered at run time (`moat workflows add`, `PUT /admin/v1/workflows/{name}`),
+/// kept as their JSON spec. Workflows declared in the config file are not stored here.
+#[async_trait]
+pub trait WorkflowStore: Send + Sync {
+    /// Stores `spec` under its name, replacing any earlier one.
+    async fn put_workflow(&self, spec: &WorkflowSpec, at: i64) -> Result<(), StoreError>;
+    /// Removes the workflow called `name`; false if there was none.
+    async fn delete_workflow(&self, name: &str) -> Result<bool, StoreError>;
+    /// Every stored workflow, by name.
+    async fn list_workflows(&self) -> Result<Vec<WorkflowSpec>, StoreError>;
 }

@@ -17,4 +17,21 @@ pub const MIGRATIONS: &[&str] = &[
         revoked_at  INTEGER
     ) STRICT;
     CREATE INDEX keys_account ON keys(account);",
+    // 2: settled budget spend, one running total per principal and calendar window, in
+    // micro-units; the window start (Unix ms) both names the window and finds old ones to prune.
+    "CREATE TABLE spend (
+        scope           TEXT NOT NULL,
+        id              TEXT NOT NULL,
+        period          TEXT NOT NULL,
+        window_start_ms INTEGER NOT NULL,
+        spent_micros    INTEGER NOT NULL,
+        PRIMARY KEY (scope, id, period, window_start_ms)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX spend_window ON spend(window_start_ms);",
+    // 3: workflows registered at run time, as the JSON spec the admin API takes.
+    "CREATE TABLE workflows (
+        name        TEXT PRIMARY KEY,
+        spec        TEXT NOT NULL,
+        updated_at  INTEGER NOT NULL
+    ) STRICT;",
 ];

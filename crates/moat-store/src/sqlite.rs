@@ -1,8 +1,11 @@
 //! The embedded default store: one SQLite file in WAL mode.
 
 use crate::migrations::MIGRATIONS;
-use crate::{KeyStore, StoreError};
+use crate::{KeyStore, SpendRow, SpendStore, StoreError, WorkflowSpec, WorkflowStore};
 use async_trait::async_trait;
+use moat_core::Money;
+use moat_policy::budget::Period;
+use moat_policy::limits::Scope;
 use moat_policy::{KeyHash, KeyRecord};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
@@ -88,7 +91,7 @@ const KEY_COLUMNS: &str =
 fn key_from_row(row: &rusqlite::Row<'_>) -> Result<KeyRecord, StoreError> {
     let id: String = row.get(0)?;
     let corrupt = |reason: &str| StoreError::Corrupt {
-        id: id.clone(),
+        id: format!("key {id}"),
         reason: reason.to_string(),
     };
     let hash_hex: String = row.get(1)?;
@@ -189,6 +192,136 @@ impl KeyStore for SqliteStore {
     }
 }
 
+#[async_trait]
+impl SpendStore for SqliteStore {
+    async fn save_spend(&self, rows: &[SpendRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let rows = rows.to_vec();
+        self.with_conn(move |conn| {
+            // One transaction: every row or none, and one fsync for the lot.
+            let tx = conn.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO spend (scope, id, period, window_start_ms, spent_micros)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(scope, id, period, window_start_ms)
+                     DO UPDATE SET spent_micros = excluded.spent_micros",
+                )?;
+                for row in &rows {
+                    stmt.execute(params![
+                        row.scope.as_str(),
+                        &*row.id,
+                        row.period.as_str(),
+                        row.window_start_ms,
+                        row.spent.0,
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn load_spend(&self, since_ms: i64) -> Result<Vec<SpendRow>, StoreError> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT scope, id, period, window_start_ms, spent_micros FROM spend
+                 WHERE window_start_ms >= ?1",
+            )?;
+            let rows = stmt.query_map([since_ms], |row| Ok(spend_from_row(row)))?;
+            rows.map(|r| r.map_err(StoreError::from).and_then(|s| s))
+                .collect()
+        })
+        .await
+    }
+
+    async fn prune_spend(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.with_conn(move |conn| {
+            let deleted =
+                conn.execute("DELETE FROM spend WHERE window_start_ms < ?1", [before_ms])?;
+            Ok(deleted as u64)
+        })
+        .await
+    }
+}
+
+fn spend_from_row(row: &rusqlite::Row<'_>) -> Result<SpendRow, StoreError> {
+    let scope: String = row.get(0)?;
+    let id: String = row.get(1)?;
+    let period: String = row.get(2)?;
+    let corrupt = |reason: String| StoreError::Corrupt {
+        id: format!("spend {scope} {id}"),
+        reason,
+    };
+    // The names are the ones `as_str` writes, so reading back cannot drift from writing.
+    let parsed_scope = [Scope::Key, Scope::Workflow, Scope::Account]
+        .into_iter()
+        .find(|s| s.as_str() == scope)
+        .ok_or_else(|| corrupt(format!("unknown scope {scope:?}")))?;
+    let parsed_period = [Period::Day, Period::Week, Period::Month]
+        .into_iter()
+        .find(|p| p.as_str() == period)
+        .ok_or_else(|| corrupt(format!("unknown period {period:?}")))?;
+    Ok(SpendRow {
+        scope: parsed_scope,
+        id: id.into(),
+        period: parsed_period,
+        window_start_ms: row.get(3)?,
+        spent: Money(row.get(4)?),
+    })
+}
+
+#[async_trait]
+impl WorkflowStore for SqliteStore {
+    async fn put_workflow(&self, spec: &WorkflowSpec, at: i64) -> Result<(), StoreError> {
+        let json = serde_json::to_string(spec).map_err(|e| StoreError::Corrupt {
+            id: format!("workflow {}", spec.name),
+            reason: e.to_string(),
+        })?;
+        let name = spec.name.clone();
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO workflows (name, spec, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at",
+                rusqlite::params![name, json, at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_workflow(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_string();
+        self.with_conn(move |conn| {
+            Ok(conn.execute("DELETE FROM workflows WHERE name = ?1", [name])? > 0)
+        })
+        .await
+    }
+
+    async fn list_workflows(&self) -> Result<Vec<WorkflowSpec>, StoreError> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare("SELECT name, spec FROM workflows ORDER BY name")?;
+            let rows = stmt.query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (name, json) = row?;
+                let spec = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+                    id: format!("workflow {name}"),
+                    reason: format!("spec is not a workflow: {e}"),
+                })?;
+                out.push(spec);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -196,7 +329,71 @@ mod tests {
 
     #[tokio::test]
     async fn sqlite_store_passes_the_conformance_suite() {
-        crate::conformance::key_store(&SqliteStore::open_in_memory().unwrap()).await;
+        let store = SqliteStore::open_in_memory().unwrap();
+        crate::conformance::key_store(&store).await;
+        crate::conformance::spend_store(&store).await;
+        crate::conformance::workflow_store(&store).await;
+    }
+
+    #[tokio::test]
+    async fn spend_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("moat.db");
+        let rows = crate::conformance::sample_spend();
+        SqliteStore::open(&path)
+            .unwrap()
+            .save_spend(&rows)
+            .await
+            .unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            crate::conformance::sorted(store.load_spend(i64::MIN).await.unwrap()),
+            crate::conformance::sorted(rows)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_version_1_file_is_migrated_and_keeps_its_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("moat.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let key = crate::conformance::sample_key("old1", 10);
+        {
+            // Insert through the version-1 schema only (no spend table yet).
+            let store = SqliteStore {
+                conn: Arc::new(Mutex::new(Connection::open(&path).unwrap())),
+            };
+            store.insert_key(&key).await.unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let version: i64 = store
+            .with_conn(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        assert_eq!(store.get_key("old1").await.unwrap(), Some(key));
+        crate::conformance::spend_store(&store).await;
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_spend_row_is_an_error_not_a_panic() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        store
+            .with_conn(|c| {
+                c.execute("INSERT INTO spend VALUES ('galaxy', 'w', 'day', 0, 5)", [])?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let err = store.load_spend(0).await.unwrap_err();
+        assert!(
+            err.to_string().contains("spend galaxy w: unknown scope"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -68,17 +68,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens the store, binds the listener and serves until SIGTERM or Ctrl-C. `on_ready` runs once the
-/// listener is bound, with its address.
+/// Opens the store, restores the budget spend saved in it, binds the listener and serves until
+/// SIGTERM or Ctrl-C, saving the spend as it goes and once more at the end. `on_ready` runs once
+/// the listener is bound, with its address.
 pub async fn serve_config(
     config: Config,
     on_ready: Option<Box<dyn FnOnce(std::net::SocketAddr) + Send>>,
 ) -> anyhow::Result<()> {
-    let store = SqliteStore::open(&config.store.path)
-        .with_context(|| format!("opening store {}", config.store.path.display()))?;
+    let store = Arc::new(
+        SqliteStore::open(&config.store.path)
+            .with_context(|| format!("opening store {}", config.store.path.display()))?,
+    );
     let listen = config.server.listen;
     let grace = config.server.shutdown_grace;
-    let state = AppState::new(config, Arc::new(store)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The one SQLite file keeps the keys and the budget spend, so a restart forgets neither.
+    let state = AppState::new(config, store.clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_spend_store(store)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;

@@ -502,3 +502,90 @@ fn workflows_list_and_route_explain_read_the_governance_example() {
     assert!(!ok);
     assert!(err.contains("no key with id nope in the store"), "{err}");
 }
+
+/// Sends SIGTERM and waits for a clean exit.
+async fn terminate(mut child: std::process::Child) {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.success(),
+        "moat serve exited with {status} on SIGTERM"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_keeps_budget_spend_across_a_restart() {
+    const TOKEN: &str = "cli-admin-token-0123456789";
+    let sim = SimUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim.openai_base_url());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    // A monthly budget, so only a run across the turn of a month could see a new window.
+    text.push_str(&format!(
+        "[admin]\ntoken = \"{TOKEN}\"\n[[prices]]\nmodel = \"sim-gpt\"\ninput = 1.00\noutput = 2.00\n\
+         [[workflows]]\nname = \"triage\"\nowner = \"claims\"\ncriticality = \"low\"\nsensitivity = \"internal\"\nbudget = {{ monthly = 5.00 }}\n"
+    ));
+    std::fs::write(&config, text).unwrap();
+    let out = moat()
+        .args(["keys", "create", "--account", "a", "--workflow", "triage"])
+        .args(["--json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let client = reqwest::Client::new();
+    let spend = |addr: String| {
+        let client = client.clone();
+        async move {
+            let body: Value = client
+                .get(format!("http://{addr}/admin/v1/spend"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["data"].clone()
+        }
+    };
+    let (child, addr) = spawn_serve(&config, &[]);
+    let body = serde_json::json!({"model": "gpt", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3});
+    for _ in 0..2 {
+        let r = client
+            .post(format!("http://{addr}/v1/chat/completions"))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let before = spend(addr).await;
+    let rows = before.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{before}");
+    assert_eq!(rows[0]["id"], "triage");
+    assert!(rows[0]["spent"]["micros"].as_i64().unwrap() > 0, "{before}");
+    terminate(child).await;
+
+    let (child, addr) = spawn_serve(&config, &[]);
+    assert_eq!(spend(addr).await, before, "the restarted gateway remembers");
+    terminate(child).await;
+}

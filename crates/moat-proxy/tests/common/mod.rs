@@ -303,3 +303,44 @@ pub fn parse_sse(text: &str) -> Vec<Event> {
     }
     out
 }
+
+impl Harness {
+    /// As [`Harness::start_with_clock`], over a given store that keeps both the keys and the budget
+    /// spend (`AppState::with_spend_store`): a gateway started again over the same store is a
+    /// restart.
+    pub async fn start_over_store(
+        edit: impl FnOnce(&mut Config),
+        clock: Arc<dyn Clock>,
+        store: Arc<MemoryStore>,
+    ) -> Harness {
+        let sim = SimUpstream::start_with(SimOptions {
+            api_key: Some(UPSTREAM_KEY.into()),
+            ..SimOptions::default()
+        })
+        .await
+        .unwrap();
+        let mut config = config(&sim, closed_port());
+        edit(&mut config);
+        let state = AppState::with_clock(config, store.clone(), clock)
+            .unwrap()
+            .with_spend_store(store.clone())
+            .await
+            .unwrap();
+        let gateway = Gateway::start(state, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let mut h = Harness {
+            sim,
+            gateway,
+            store,
+            key: String::new(),
+            http,
+        };
+        h.key = h.create_key(KeyScope::default()).await;
+        h
+    }
+}
