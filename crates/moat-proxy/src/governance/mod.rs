@@ -12,6 +12,8 @@ pub mod view;
 
 pub use settle::Settlement;
 
+use settle::Bounds;
+
 use crate::body::BodyPeek;
 use crate::error::GatewayError;
 use crate::routing::Target;
@@ -174,10 +176,14 @@ impl Governance {
         }
         push_limits(&mut limits, Scope::Account, &account_id, &account_limits);
 
-        let output = peek
-            .max_output
-            .unwrap_or(self.defaults.default_output_tokens)
-            .saturating_mul(peek.choices);
+        // The client's cap over all `n` choices, when it set one: the only output bound that
+        // holds for every target.
+        let cap = peek.max_output.map(|cap| cap.saturating_mul(peek.choices));
+        let output = cap.unwrap_or_else(|| {
+            self.defaults
+                .default_output_tokens
+                .saturating_mul(peek.choices)
+        });
         // About four bytes of JSON per prompt token: an estimate for the token rate, settled
         // with the provider's count when the request ends.
         let estimated_tokens = (body_len as u64 / 4).saturating_add(output);
@@ -214,8 +220,9 @@ impl Governance {
             None
         } else {
             // A prompt token is at least one byte of the body, so the body's length bounds the
-            // input from above; the output is bounded by its cap.
-            let worst = self.worst_cost(plans, body_len as u64, output);
+            // input from above; the output is bounded by its cap, else by each target's own
+            // maximum (see `output_bound`).
+            let worst = self.worst_cost(plans, body_len as u64, cap, peek.choices);
             Some(
                 self.ledger
                     .reserve(now, &budgets, worst)
@@ -226,21 +233,43 @@ impl Governance {
             admission,
             hold,
             estimated_tokens,
+            Bounds {
+                input: body_len as u64,
+                output_cap: cap,
+            },
             Arc::clone(&self.prices),
             Arc::clone(&self.clock),
         ))
     }
 
-    /// The highest cost of a request of `input` and `output` tokens on any target of `plans`
-    /// (unpriced targets cost nothing).
-    fn worst_cost(&self, plans: &[&[Target]], input: u64, output: u64) -> Money {
+    /// The highest cost of a request of `input` tokens with output `cap` (over all choices) on
+    /// any target of `plans` (unpriced targets cost nothing).
+    fn worst_cost(&self, plans: &[&[Target]], input: u64, cap: Option<u64>, choices: u64) -> Money {
         plans
             .iter()
             .flat_map(|p| p.iter())
             .filter_map(|t| self.prices.lookup(&t.model))
-            .map(|p| p.max_cost(input, output))
+            .map(|p| p.max_cost(input, self.output_bound(p, cap, choices)))
             .max()
             .unwrap_or(Money::ZERO)
+    }
+
+    /// The output tokens reserved for a request on a target priced `price`: the client's cap;
+    /// without one, the most the model can produce (`max_output`, times `n`), which is a true
+    /// upper bound; only for a model whose maximum is unknown `default_output_tokens`, which is
+    /// not, so that stream is metered as it goes (`Settlement::cover_output`).
+    ///
+    /// The trade-off of reserving a model's maximum: a request without a cap holds that much
+    /// (e.g. 64k output tokens) for as long as it runs, so near the ceiling it is refused although
+    /// its answer would likely fit; a client that wants the last cents of a budget sets
+    /// `max_tokens`. In exchange a budget is never overrun by an answer longer than expected.
+    fn output_bound(&self, price: &ModelPrice, cap: Option<u64>, choices: u64) -> u64 {
+        cap.unwrap_or_else(|| {
+            price
+                .max_output
+                .unwrap_or(self.defaults.default_output_tokens)
+                .saturating_mul(choices)
+        })
     }
 }
 

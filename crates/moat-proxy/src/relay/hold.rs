@@ -101,7 +101,7 @@ impl PendingStream {
 
     /// The client's response, which streams the rest and finishes `record` when it ends.
     pub fn respond(mut self, record: RequestRecord) -> Response {
-        self.relay.record = record;
+        self.relay.attach(record, &self.ctx.target_model);
         respond(self.relay, self.status, &self.ctx)
     }
 }

@@ -2,9 +2,11 @@
 //! protocols match and translated when they differ, with usage observed on the side.
 //!
 //! `hold.rs` holds a stream back until its first token when the request's criticality asks for
-//! one in time, so that a slow start can still fail over.
+//! one in time, so that a slow start can still fail over. `meter.rs` estimates a stream's output
+//! as it goes, for a stream whose budget reservation is not a true upper bound.
 
 mod hold;
+mod meter;
 
 pub use hold::PendingStream;
 
@@ -22,6 +24,7 @@ use http::{header, HeaderValue, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use moat_core::Protocol;
+use moat_policy::budget::BudgetRefusal;
 use moat_protocol::sse::{SseDecoder, SseEvent, DONE};
 use moat_protocol::translate::{self, AnthropicToOpenAiStream, OpenAiToAnthropicStream};
 use moat_protocol::usage::{AnswerKind, StreamKind, Usage, UsageObserver};
@@ -313,7 +316,30 @@ struct Relay {
     error: Option<&'static str>,
     /// While the stream is held for its first token: what the upstream has sent of it so far.
     held: Option<hold::Held>,
+    /// Whether each content delta's estimated output must be covered by the budget hold.
+    metering: Metering,
+    /// Estimated output tokens forwarded so far (counted while metering or undecided).
+    output_estimate: u64,
     record: RequestRecord,
+}
+
+/// Whether a stream is metered against its budget hold, decided when the record (and the
+/// settlement on it) joins the relay.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Metering {
+    /// Held for its first token, record not yet attached: estimated, not yet covered.
+    Undecided,
+    On,
+    Off,
+}
+
+/// Whose failure ends a stream early, which picks the error event's type.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// The upstream broke, stalled, or sent something unreadable.
+    Upstream,
+    /// A budget cannot pay for more output.
+    Budget,
 }
 
 /// The client's side of a stream: which terminator and error event it expects.
@@ -373,6 +399,8 @@ fn relay(response: http::Response<Incoming>, ctx: &RelayContext) -> Relay {
         finished: false,
         error: None,
         held: None,
+        metering: Metering::Undecided,
+        output_estimate: 0,
         record: RequestRecord::detached(),
     }
 }
@@ -418,6 +446,12 @@ impl Relay {
             }
             if self.finished {
                 let usage = self.observer.usage();
+                if let Some(settlement) = self.record.settlement.as_mut() {
+                    // Usage is final once the answer's stop reason (Anthropic's and Responses'
+                    // usage ride with it, OpenAI's usage chunk follows it) or its end was seen.
+                    let ended = self.observer.completed() || self.observer.stop_reason().is_some();
+                    settlement.final_usage(usage.is_some() && ended);
+                }
                 self.record.finish(200, usage, self.error);
                 return None;
             }
@@ -489,6 +523,20 @@ impl Relay {
         if let Some(held) = &mut self.held {
             held.observe(self.upstream_kind, event);
         }
+        if self.metering != Metering::Off {
+            let tokens = meter::content_tokens(self.upstream_kind, event);
+            if tokens > 0 {
+                let total = self.output_estimate.saturating_add(tokens);
+                if let (Metering::On, Some(s)) = (self.metering, &mut self.record.settlement) {
+                    if let Err(refusal) = s.cover_output(total) {
+                        // Cut before this delta goes out: what was forwarded stays within the
+                        // hold, and the hold within the budget.
+                        return self.cut(&refusal);
+                    }
+                }
+                self.output_estimate = total;
+            }
+        }
         let passthrough = matches!(self.shape, Shape::Raw | Shape::StripUsage);
         if passthrough && !is_json_or_done(event) {
             // Forwarded raw, a broken event would make the client's SDK fail on a parse error;
@@ -537,11 +585,56 @@ impl Relay {
                     vec![self.terminator()]
                 } else {
                     self.error = Some("upstream_stream_truncated");
-                    vec![self.error_event("upstream stream ended before the answer was complete")]
+                    vec![self.error_event(
+                        Failure::Upstream,
+                        "upstream stream ended before the answer was complete",
+                    )]
                 }
             }
         };
         self.out.extend(frames);
+    }
+
+    /// Takes over the request's record once the stream goes to the client, and decides whether
+    /// the stream is metered against its budget hold (`model` answered). What a held stream
+    /// sent before is covered at once; if the budget cannot cover even that, the stream is cut
+    /// after it.
+    fn attach(&mut self, mut record: RequestRecord, model: &str) {
+        let metered = record
+            .settlement
+            .as_mut()
+            .is_some_and(|s| s.meter_stream(model));
+        self.record = record;
+        self.metering = if metered { Metering::On } else { Metering::Off };
+        if !metered || self.output_estimate == 0 {
+            return;
+        }
+        let Some(s) = self.record.settlement.as_mut() else {
+            return;
+        };
+        if let Err(refusal) = s.cover_output(self.output_estimate) {
+            // Already in the client's buffer: settled with the rest, up to what is held.
+            s.streamed_output(self.output_estimate);
+            if !self.finished {
+                self.cut(&refusal);
+            }
+        }
+    }
+
+    /// Ends a metered stream whose budget cannot pay for more output, with the client
+    /// protocol's billing error event.
+    fn cut(&mut self, refusal: &BudgetRefusal) {
+        metrics::counter!("moat_budget_stream_cut_total").increment(1);
+        tracing::warn!(
+            request_id = %self.record.request_id,
+            scope = %refusal.scope,
+            id = %refusal.id,
+            period = refusal.period.as_str(),
+            estimated_output_tokens = self.output_estimate,
+            "stream cut: budget exhausted mid-answer"
+        );
+        let message = format!("budget exhausted mid-answer: {refusal}");
+        self.end_with_error(Failure::Budget, "budget_exhausted", &message);
     }
 
     fn fail(&mut self, kind: &'static str, message: &str) {
@@ -549,8 +642,12 @@ impl Relay {
             // A held stream's failure is reported by the failover that follows it.
             tracing::warn!(request_id = %self.record.request_id, error = kind, message, "stream failed");
         }
+        self.end_with_error(Failure::Upstream, kind, message);
+    }
+
+    fn end_with_error(&mut self, failure: Failure, kind: &'static str, message: &str) {
         self.error = Some(kind);
-        let event = self.error_event(message);
+        let event = self.error_event(failure, message);
         self.out.push_back(event);
         self.finished = true;
     }
@@ -565,20 +662,25 @@ impl Relay {
         }
     }
 
-    /// The client protocol's in-stream error event.
-    fn error_event(&self, message: &str) -> Bytes {
+    /// The client protocol's in-stream error event: the types and codes its non-stream error
+    /// of the same cause has (`insufficient_quota` / `billing_error` for a budget).
+    fn error_event(&self, failure: Failure, message: &str) -> Bytes {
+        let (openai_type, openai_code, anthropic_type) = match failure {
+            Failure::Upstream => ("server_error", "upstream_error", "api_error"),
+            Failure::Budget => ("insufficient_quota", "insufficient_quota", "billing_error"),
+        };
         match self.client {
             Client::OpenAiChat => {
-                let e = json!({"error": {"message": message, "type": "server_error", "param": null, "code": "upstream_error"}});
+                let e = json!({"error": {"message": message, "type": openai_type, "param": null, "code": openai_code}});
                 moat_protocol::sse::encode_data(&e.to_string())
             }
             Client::OpenAiResponses => {
-                let e = json!({"type": "error", "code": "upstream_error", "message": message, "param": null});
+                let e = json!({"type": "error", "code": openai_code, "message": message, "param": null});
                 moat_protocol::sse::encode_event(Some("error"), &e.to_string())
             }
             Client::Anthropic => {
                 let e =
-                    json!({"type": "error", "error": {"type": "api_error", "message": message}});
+                    json!({"type": "error", "error": {"type": anthropic_type, "message": message}});
                 moat_protocol::sse::encode_event(Some("error"), &e.to_string())
             }
         }
