@@ -77,6 +77,146 @@ pub(crate) async fn workflows(State(state): State<Arc<AppState>>, headers: Heade
     )
 }
 
+/// `PUT /admin/v1/workflows/{name}`: registers (201) or replaces (200) a workflow at run time,
+/// from its JSON spec (the `name` may be left out; if present it must match the path). The
+/// store keeps it; the inventory takes it at once. Workflows of the config file are changed by
+/// editing the file (409).
+pub(crate) async fn put_workflow(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(refusal) = refuse(&state, &headers) {
+        return refusal;
+    }
+    let Some(store) = state.workflow_store.clone() else {
+        return error(StatusCode::CONFLICT, "invalid_request_error", "this gateway has no store for workflows registered at run time; declare them in the config file");
+    };
+    if state.governance.inventory.in_config(&name) {
+        let message = format!("workflow '{name}' is declared in the config file; change it there");
+        return error(StatusCode::CONFLICT, "invalid_request_error", &message);
+    }
+    let mut value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v @ serde_json::Value::Object(_)) => v,
+        Ok(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "the body must be a JSON object",
+            )
+        }
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &format!("the body is not JSON: {e}"),
+            )
+        }
+    };
+    match value.get("name") {
+        None => value["name"] = json!(name),
+        Some(v) if v.as_str() == Some(name.as_str()) => {}
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "the body's name differs from the path's",
+            )
+        }
+    }
+    let spec: moat_store::WorkflowSpec = match serde_json::from_value(value) {
+        Ok(spec) => spec,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &format!("not a workflow: {e}"),
+            )
+        }
+    };
+    if let Err(problems) = spec.to_config() {
+        let message = format!("invalid workflow: {}", problems.join("; "));
+        return error(StatusCode::BAD_REQUEST, "invalid_request_error", &message);
+    }
+    let existed = state.governance.inventory.get(&name).is_some();
+    if let Err(e) = store.put_workflow(&spec, state.clock.now_ms()).await {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            &e.to_string(),
+        );
+    }
+    if let Err(e) = crate::workflows::reload(&state, store.as_ref()).await {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            &e.to_string(),
+        );
+    }
+    tracing::info!(workflow = %name, replaced = existed, "workflow registered through the admin API");
+    let row = state
+        .governance
+        .inventory()
+        .into_iter()
+        .find(|w| w["name"] == name.as_str())
+        .unwrap_or(serde_json::Value::Null);
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    json_response(status, &row)
+}
+
+/// `DELETE /admin/v1/workflows/{name}`: removes a workflow registered at run time (204); its
+/// keys become unregistered traffic. 404 if there is none, 409 for the config file's.
+pub(crate) async fn delete_workflow(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refusal) = refuse(&state, &headers) {
+        return refusal;
+    }
+    if state.governance.inventory.in_config(&name) {
+        let message = format!("workflow '{name}' is declared in the config file; remove it there");
+        return error(StatusCode::CONFLICT, "invalid_request_error", &message);
+    }
+    let Some(store) = state.workflow_store.clone() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found_error",
+            &format!("no workflow '{name}'"),
+        );
+    };
+    match store.delete_workflow(&name).await {
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            "not_found_error",
+            &format!("no workflow '{name}'"),
+        ),
+        Ok(true) => match crate::workflows::reload(&state, store.as_ref()).await {
+            Ok(_) => {
+                tracing::info!(workflow = %name, "workflow removed through the admin API");
+                let mut r = Response::new(axum::body::Body::empty());
+                *r.status_mut() = StatusCode::NO_CONTENT;
+                r
+            }
+            Err(e) => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                &e.to_string(),
+            ),
+        },
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            &e.to_string(),
+        ),
+    }
+}
+
 /// `GET /admin/v1/spend`: settled spend per key, workflow and account in the current windows.
 pub(crate) async fn spend(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     if let Some(refusal) = refuse(&state, &headers) {

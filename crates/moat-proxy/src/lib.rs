@@ -23,6 +23,7 @@ mod spend;
 mod state;
 mod telemetry;
 mod upstream;
+mod workflows;
 
 pub use detection::{detector_config, Action, Detection, QueryError, Row};
 pub use error::GatewayError;
@@ -31,3 +32,4 @@ pub use server::{router, serve, Gateway};
 pub use spend::SPEND_SAVE_INTERVAL;
 pub use state::{AppState, StateError};
 pub use telemetry::{init_logging, prometheus, LogGuard};
+pub use workflows::WORKFLOW_REFRESH_INTERVAL;

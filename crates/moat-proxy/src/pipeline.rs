@@ -154,7 +154,8 @@ async fn run(
 
     // 6. Policy: the workflow inventory and the routing rules.
     let governance = &state.governance;
-    let workflow = key.workflow.as_deref().and_then(|w| governance.workflow(w));
+    let registered = key.workflow.as_deref().and_then(|w| governance.workflow(w));
+    let workflow = registered.as_deref();
     record.workflow = workflow.map(|w| w.name.clone());
     let tier = state.guard.tiers.of(&key.account);
     let who = Principal {

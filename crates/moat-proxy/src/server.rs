@@ -39,6 +39,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/admin/v1/detect/verdicts", get(crate::admin::verdicts))
         .route("/admin/v1/workflows", get(crate::admin::workflows))
+        .route(
+            "/admin/v1/workflows/{name}",
+            axum::routing::put(crate::admin::put_workflow).delete(crate::admin::delete_workflow),
+        )
         .route("/admin/v1/spend", get(crate::admin::spend))
         .route("/admin/v1/incidents", get(crate::admin::incidents))
         .fallback(not_found)
@@ -186,7 +190,16 @@ pub async fn serve(
         let task = crate::spend::spawn_saver(Arc::clone(&state), store, done.clone());
         (task, done)
     });
+    let refresher = state.workflow_store.clone().map(|store| {
+        let done = CancellationToken::new();
+        let task = crate::workflows::spawn_refresher(Arc::clone(&state), store, done.clone());
+        (task, done)
+    });
     let result = drain(listener, state, grace, signal).await;
+    if let Some((task, done)) = refresher {
+        done.cancel();
+        let _ = task.await;
+    }
     // Requests that finished have settled into the ledger by now, so the last save holds them.
     // Streams still running when the grace period ran out settle later and are not saved.
     if let Some((task, done)) = saver {

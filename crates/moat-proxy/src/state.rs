@@ -41,6 +41,8 @@ pub struct AppState {
     /// SHA-256 of the admin token, when the admin API is on.
     pub(crate) admin_token: Option<KeyHash>,
     /// Where budget spend is kept across restarts; `None` keeps it in memory only.
+    /// Where workflows registered at run time are kept; `None` when only the config's exist.
+    pub(crate) workflow_store: Option<Arc<dyn moat_store::WorkflowStore>>,
     pub(crate) spend_store: Option<Arc<dyn SpendStore>>,
 }
 
@@ -56,6 +58,10 @@ pub enum StateError {
     /// The built-in price table does not load (a build defect).
     #[error("cannot load the price table: {0}")]
     Prices(#[from] moat_policy::price::PriceError),
+    /// The stored workflows cannot be read. Starting anyway would treat their keys as
+    /// unregistered.
+    #[error("cannot load the stored workflows: {0}")]
+    Workflows(moat_store::StoreError),
     /// The saved budget spend cannot be read. Starting anyway would grant every budget afresh.
     #[error("cannot load the saved budget spend: {0}")]
     Spend(StoreError),
@@ -111,6 +117,7 @@ impl AppState {
             )),
             admin_token,
             spend_store: None,
+            workflow_store: None,
             clock,
             config: Arc::new(config),
         })
@@ -129,6 +136,22 @@ impl AppState {
             .await
             .map_err(StateError::Spend)?;
         self.spend_store = Some(spend);
+        Ok(self)
+    }
+
+    /// Adds the workflows registered at run time in `store` to the inventory now, and lets the
+    /// admin API register and remove them; [`serve`](crate::serve) reads the store again every
+    /// [`WORKFLOW_REFRESH_INTERVAL`](crate::WORKFLOW_REFRESH_INTERVAL). Fails if the store cannot
+    /// be read, rather than treat those workflows' keys as unregistered.
+    pub async fn with_workflow_store(
+        mut self,
+        store: Arc<dyn moat_store::WorkflowStore>,
+    ) -> Result<AppState, StateError> {
+        let taken = crate::workflows::reload(&self, store.as_ref())
+            .await
+            .map_err(StateError::Workflows)?;
+        tracing::info!(workflows = taken, "loaded the stored workflows");
+        self.workflow_store = Some(store);
         Ok(self)
     }
 }

@@ -43,6 +43,68 @@ pub enum WorkflowsCommand {
     /// List registered workflows with their labels, limits and budgets, and the keys of each
     /// (keys naming no registered workflow are listed as unregistered).
     List(ListWorkflowsArgs),
+    /// Register (or replace) a workflow in the config's store; a running gateway on the same
+    /// store picks it up within seconds. Workflows of the config file are edited there.
+    Add(Box<AddWorkflowArgs>),
+    /// Remove a workflow registered with `add`; its keys become unregistered traffic.
+    Remove(RemoveWorkflowArgs),
+}
+
+/// `moat workflows add`.
+#[derive(Args, Debug)]
+pub struct AddWorkflowArgs {
+    /// The config file (its store keeps the workflow).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Unique name; keys name it.
+    #[arg(long)]
+    pub name: String,
+    /// Who answers for it.
+    #[arg(long)]
+    pub owner: String,
+    /// `low`, `medium` or `high`.
+    #[arg(long)]
+    pub criticality: String,
+    /// `public`, `internal`, `confidential` or `restricted`.
+    #[arg(long)]
+    pub sensitivity: String,
+    /// What it does.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Models it may call, comma-separated (default: any).
+    #[arg(long, value_delimiter = ',')]
+    pub models: Vec<String>,
+    /// It acts on the world (writes, sends, pays) through tools.
+    #[arg(long)]
+    pub writes: bool,
+    /// Requests per minute.
+    #[arg(long)]
+    pub rpm: Option<u64>,
+    /// Tokens per minute.
+    #[arg(long)]
+    pub tpm: Option<u64>,
+    /// Requests in flight.
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+    /// Daily budget in currency units, e.g. `25.00`.
+    #[arg(long)]
+    pub daily: Option<String>,
+    /// Weekly budget.
+    #[arg(long)]
+    pub weekly: Option<String>,
+    /// Monthly budget.
+    #[arg(long)]
+    pub monthly: Option<String>,
+}
+
+/// `moat workflows remove`.
+#[derive(Args, Debug)]
+pub struct RemoveWorkflowArgs {
+    /// The config file.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// The workflow's name.
+    pub name: String,
 }
 
 /// `moat workflows list`.

@@ -34,6 +34,8 @@ fn main() -> ExitCode {
             Command::Detect(DetectCommand::Replay(args)) => detect::replay(args),
             Command::Detect(DetectCommand::Verdicts(args)) => verdicts::run(args).await,
             Command::Workflows(WorkflowsCommand::List(args)) => route::workflows(args).await,
+            Command::Workflows(WorkflowsCommand::Add(args)) => route::add(*args).await,
+            Command::Workflows(WorkflowsCommand::Remove(args)) => route::remove(args).await,
             Command::Route(RouteCommand::Explain(args)) => route::explain(args).await,
         }
     });

@@ -1,21 +1,23 @@
 //! `moat workflows list` and `moat route explain`: the inventory and a dry run of policy routing,
 //! read from the config file and its store (no gateway needs to run).
 
-use crate::cli::{ExplainArgs, ListWorkflowsArgs};
+use crate::cli::{AddWorkflowArgs, ExplainArgs, ListWorkflowsArgs, RemoveWorkflowArgs};
 use crate::serve::load_config;
 use anyhow::{bail, Context};
 use moat_config::{Config, Unregistered, WorkflowConfig};
 use moat_policy::routing::{Facts, Rules};
 use moat_proxy::governance::view::dollars;
-use moat_store::{KeyStore, SqliteStore};
+use moat_store::{KeyStore, SqliteStore, WorkflowSpec, WorkflowStore};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 /// `moat workflows list`.
 pub async fn workflows(args: ListWorkflowsArgs) -> anyhow::Result<ExitCode> {
-    let config = load_config(&args.config)?;
+    let mut config = load_config(&args.config)?;
     let store = open(&config)?;
+    let declared = config.workflows.len();
+    add_stored(&mut config, &store).await?;
     let keys = store.list_keys().await?;
     let mut by_workflow: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     let mut unregistered = Vec::new();
@@ -30,12 +32,14 @@ pub async fn workflows(args: ListWorkflowsArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if args.json {
-        for w in &config.workflows {
+        for (i, w) in config.workflows.iter().enumerate() {
             let keys = by_workflow
                 .get(w.name.as_str())
                 .cloned()
                 .unwrap_or_default();
-            println!("{}", workflow_json(w, &keys));
+            let mut row = workflow_json(w, &keys);
+            row["source"] = json!(if i < declared { "config" } else { "store" });
+            println!("{row}");
         }
         println!(
             "{}",
@@ -44,7 +48,7 @@ pub async fn workflows(args: ListWorkflowsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<20} {:<28} {:<8} {:<12} {:<6} {:>4} {:>7} {:>9} {:>10} {:>10}  MODELS",
+        "{:<20} {:<28} {:<8} {:<12} {:<6} {:>4} {:>7} {:>9} {:>10} {:>10}  {:<7} MODELS",
         "WORKFLOW",
         "OWNER",
         "CRIT",
@@ -54,9 +58,11 @@ pub async fn workflows(args: ListWorkflowsArgs) -> anyhow::Result<ExitCode> {
         "RPM",
         "TPM",
         "DAILY",
-        "MONTHLY"
+        "MONTHLY",
+        "SOURCE"
     );
-    for w in &config.workflows {
+    for (i, w) in config.workflows.iter().enumerate() {
+        let source = if i < declared { "config" } else { "store" };
         let keys = by_workflow.get(w.name.as_str()).map_or(0, Vec::len);
         let num = |n: Option<u64>| n.map_or("-".to_string(), |n| n.to_string());
         let money =
@@ -67,7 +73,7 @@ pub async fn workflows(args: ListWorkflowsArgs) -> anyhow::Result<ExitCode> {
             w.models.join(",")
         };
         println!(
-            "{:<20} {:<28} {:<8} {:<12} {:<6} {:>4} {:>7} {:>9} {:>10} {:>10}  {}",
+            "{:<20} {:<28} {:<8} {:<12} {:<6} {:>4} {:>7} {:>9} {:>10} {:>10}  {:<7} {}",
             w.name,
             w.owner,
             w.criticality.as_str(),
@@ -78,6 +84,7 @@ pub async fn workflows(args: ListWorkflowsArgs) -> anyhow::Result<ExitCode> {
             num(w.limits.tokens_per_minute),
             money(w.budget.daily),
             money(w.budget.monthly),
+            source,
             models
         );
     }
@@ -117,8 +124,9 @@ fn workflow_json(w: &WorkflowConfig, keys: &[&str]) -> serde_json::Value {
 
 /// `moat route explain`.
 pub async fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
-    let config = load_config(&args.config)?;
+    let mut config = load_config(&args.config)?;
     let store = open(&config)?;
+    add_stored(&mut config, &store).await?;
     let key = store
         .get_key(&args.key)
         .await?
@@ -303,6 +311,94 @@ fn route_of(config: &Config, model: &str, only_tags: &[String]) -> Vec<RouteTarg
         }
     }
     out
+}
+
+/// `moat workflows add`.
+pub async fn add(args: AddWorkflowArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args.config)?;
+    if config.workflow(&args.name).is_some() {
+        bail!(
+            "workflow {} is declared in the config file; change it there",
+            args.name
+        );
+    }
+    let spec = WorkflowSpec {
+        name: args.name.clone(),
+        owner: args.owner,
+        description: args.description,
+        criticality: args.criticality,
+        sensitivity: args.sensitivity,
+        models: args.models,
+        writes: args.writes,
+        limits: moat_config::LimitsSpec {
+            requests_per_minute: args.rpm,
+            tokens_per_minute: args.tpm,
+            concurrency: args.concurrency,
+        },
+        budget: moat_config::BudgetSpec {
+            daily: args.daily,
+            weekly: args.weekly,
+            monthly: args.monthly,
+            soft_percent: None,
+        },
+        objectives: Default::default(),
+    };
+    if let Err(problems) = spec.to_config() {
+        bail!("invalid workflow:\n  {}", problems.join("\n  "));
+    }
+    let store = open(&config)?;
+    let existed = store
+        .list_workflows()
+        .await?
+        .iter()
+        .any(|w| w.name == spec.name);
+    store
+        .put_workflow(&spec, moat_core::Clock::now_ms(&moat_core::SystemClock))
+        .await?;
+    let verb = if existed { "Replaced" } else { "Registered" };
+    println!("{verb} workflow {} (owner {}).", spec.name, spec.owner);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `moat workflows remove`.
+pub async fn remove(args: RemoveWorkflowArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args.config)?;
+    if config.workflow(&args.name).is_some() {
+        bail!(
+            "workflow {} is declared in the config file; remove it there",
+            args.name
+        );
+    }
+    if open(&config)?.delete_workflow(&args.name).await? {
+        println!(
+            "Removed workflow {}; its keys are now unregistered traffic.",
+            args.name
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        bail!("no workflow {} in the store", args.name)
+    }
+}
+
+/// Appends the store's valid workflows that the config file does not declare (what a gateway
+/// on this store would use), after the config file's.
+async fn add_stored(config: &mut Config, store: &SqliteStore) -> anyhow::Result<()> {
+    let mut stored = store.list_workflows().await?;
+    stored.sort_by(|a, b| a.name.cmp(&b.name));
+    for spec in stored {
+        if config.workflow(&spec.name).is_some() {
+            continue;
+        }
+        match spec.to_config() {
+            Ok(w) => config.workflows.push(w),
+            Err(problems) => eprintln!(
+                "warning: stored workflow {} is invalid and ignored: {}",
+                spec.name,
+                problems.join("; ")
+            ),
+        }
+    }
+    Ok(())
 }
 
 fn open(config: &Config) -> anyhow::Result<SqliteStore> {

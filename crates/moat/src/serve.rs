@@ -84,7 +84,10 @@ pub async fn serve_config(
     // The one SQLite file keeps the keys and the budget spend, so a restart forgets neither.
     let state = AppState::new(config, store.clone())
         .map_err(|e| anyhow::anyhow!("{e}"))?
-        .with_spend_store(store)
+        .with_spend_store(store.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_workflow_store(store)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind(listen)

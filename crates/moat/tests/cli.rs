@@ -589,3 +589,144 @@ async fn serve_keeps_budget_spend_across_a_restart() {
     assert_eq!(spend(addr).await, before, "the restarted gateway remembers");
     terminate(child).await;
 }
+
+#[test]
+fn workflows_are_added_listed_explained_and_removed_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = governance(
+        dir.path(),
+        &[
+            "workflows",
+            "add",
+            "--name",
+            "fraud-review",
+            "--owner",
+            "risk@insurer.example",
+            "--criticality",
+            "high",
+            "--sensitivity",
+            "confidential",
+            "--models",
+            "gpt-4.1",
+            "--rpm",
+            "30",
+            "--daily",
+            "12.50",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        "Registered workflow fraud-review (owner risk@insurer.example)."
+    );
+    let (ok, _, err) = governance(
+        dir.path(),
+        &[
+            "workflows",
+            "add",
+            "--name",
+            "claims-triage",
+            "--owner",
+            "x",
+            "--criticality",
+            "low",
+            "--sensitivity",
+            "public",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("workflow claims-triage is declared in the config file"),
+        "{err}"
+    );
+    let (ok, _, err) = governance(
+        dir.path(),
+        &[
+            "workflows",
+            "add",
+            "--name",
+            "bad",
+            "--owner",
+            "x",
+            "--criticality",
+            "urgent",
+            "--sensitivity",
+            "public",
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("unknown criticality \"urgent\""), "{err}");
+
+    let (ok, out, err) = governance(dir.path(), &["workflows", "list"]);
+    assert!(ok, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("fraud-review"))
+        .unwrap_or_else(|| panic!("{out}"));
+    for field in [
+        "risk@insurer.example",
+        "high",
+        "confidential",
+        "30",
+        "$12.50",
+        "store",
+        "gpt-4.1",
+    ] {
+        assert!(row.contains(field), "{field} missing from {row}");
+    }
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("claims-triage") && l.contains("config")),
+        "{out}"
+    );
+
+    // A key of the stored workflow is registered traffic for `route explain`.
+    let (ok, out, err) = governance(
+        dir.path(),
+        &[
+            "keys",
+            "create",
+            "--account",
+            "insurer-prod",
+            "--workflow",
+            "fraud-review",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let id = serde_json::from_str::<Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (ok, out, _) = governance(
+        dir.path(),
+        &["route", "explain", "--key", &id, "--model", "gpt-4.1"],
+    );
+    assert!(ok);
+    assert!(
+        out.contains("workflow fraud-review (high, confidential)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("result: served by the first eligible target that answers"),
+        "{out}"
+    );
+
+    let (ok, out, _) = governance(dir.path(), &["workflows", "remove", "fraud-review"]);
+    assert!(ok);
+    assert!(out.contains("Removed workflow fraud-review"));
+    let (ok, _, err) = governance(dir.path(), &["workflows", "remove", "fraud-review"]);
+    assert!(!ok);
+    assert!(
+        err.contains("no workflow fraud-review in the store"),
+        "{err}"
+    );
+    let (_, out, _) = governance(
+        dir.path(),
+        &["route", "explain", "--key", &id, "--model", "gpt-4.1"],
+    );
+    assert!(
+        out.contains("result: refused: the key has no registered workflow"),
+        "{out}"
+    );
+}

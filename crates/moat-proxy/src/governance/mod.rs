@@ -7,9 +7,11 @@
 //! top.
 
 pub mod headers;
+pub mod inventory;
 mod settle;
 pub mod view;
 
+pub use inventory::{Inventory, Source};
 pub use settle::Settlement;
 
 use settle::Bounds;
@@ -31,9 +33,8 @@ use std::sync::Arc;
 
 /// The inventory, the routing rules, and the counters of every limit and budget.
 pub struct Governance {
-    workflows: HashMap<String, WorkflowConfig>,
-    /// Workflow names in config order.
-    order: Vec<String>,
+    /// Registered workflows: the config file's and the store's.
+    pub inventory: Inventory,
     accounts: HashMap<String, AccountConfig>,
     defaults: GovernanceConfig,
     rules: Rules,
@@ -56,24 +57,10 @@ pub struct Principal<'a> {
 impl Governance {
     /// Builds the inventory, rules and price table from `config`.
     pub fn new(config: &Config, clock: Arc<dyn Clock>) -> Result<Governance, PriceError> {
-        let overrides = config.prices.iter().map(|p| ModelPrice {
-            model: Arc::from(p.model.as_str()),
-            provider: Arc::from("config"),
-            input: p.input,
-            output: p.output,
-            cached_input: p.cached_input,
-            cache_write: p.cache_write,
-            context_window: p.context_window,
-            max_output: p.max_output,
-        });
+        let overrides = config.prices.iter().map(ModelPrice::from);
         let prices = PriceTable::builtin()?.with_overrides(overrides);
         Ok(Governance {
-            order: config.workflows.iter().map(|w| w.name.clone()).collect(),
-            workflows: config
-                .workflows
-                .iter()
-                .map(|w| (w.name.clone(), w.clone()))
-                .collect(),
+            inventory: Inventory::new(&config.workflows),
             accounts: config
                 .accounts
                 .iter()
@@ -89,8 +76,8 @@ impl Governance {
     }
 
     /// The registered workflow called `name`.
-    pub fn workflow(&self, name: &str) -> Option<&WorkflowConfig> {
-        self.workflows.get(name)
+    pub fn workflow(&self, name: &str) -> Option<Arc<WorkflowConfig>> {
+        self.inventory.get(name)
     }
 
     /// The price of a provider's model, if the table or the config knows it.

@@ -12,10 +12,14 @@ impl Governance {
     /// its current windows, in config order.
     pub fn inventory(&self) -> Vec<Value> {
         let spend = self.ledger.spent();
-        self.order
+        self.inventory
+            .all()
             .iter()
-            .filter_map(|name| self.workflows.get(name))
-            .map(|w| workflow_row(w, &spend))
+            .map(|(w, source)| {
+                let mut row = workflow_row(w, &spend);
+                row["source"] = json!(source.as_str());
+                row
+            })
             .collect()
     }
 
