@@ -210,6 +210,7 @@ fn config(sim: &SimUpstream) -> Config {
         prices: vec![],
         routing_rules: vec![],
         failover: Default::default(),
+        audit: Default::default(),
     }
 }
 

@@ -67,6 +67,8 @@ pub(crate) struct Document {
     pub routing_rules: Vec<Element<RawRule>>,
     /// `[failover]`, or `None` when absent or unreadable.
     pub failover: Option<Element<RawFailover>>,
+    /// `[audit]`, or `None` when absent or unreadable.
+    pub audit: Option<Element<crate::audit::RawAudit>>,
 }
 
 /// One table read into its raw type, with what the conversion needs to place errors.
@@ -159,12 +161,13 @@ pub(crate) fn read(text: &str, errors: &mut Errors<'_>) -> Option<Document> {
             "prices" => out.prices = array(item, key_span, name, errors).0,
             "routing_rules" => out.routing_rules = array(item, key_span, name, errors).0,
             "failover" => out.failover = element(item, key_span, name.to_string(), errors),
+            "audit" => out.audit = element(item, key_span, name.to_string(), errors),
             other => errors.push(
                 key_span,
                 key_name(other),
                 "unknown section; expected [server], [store], [keys], [[providers]], [[models]], \
                  [[filters]], [params], [[tiers]], [detection], [admin], [governance], \
-                 [[workflows]], [[accounts]], [[prices]], [[routing_rules]] or [failover]",
+                 [[workflows]], [[accounts]], [[prices]], [[routing_rules]], [failover] or [audit]",
             ),
         }
     }

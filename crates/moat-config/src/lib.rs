@@ -29,6 +29,7 @@
 //! assert_eq!(config.model("llama").unwrap().targets[0].provider, "local");
 //! ```
 
+mod audit;
 mod context;
 mod detection;
 mod document;
@@ -43,6 +44,7 @@ mod types;
 
 use std::path::Path;
 
+pub use audit::{AuditConfig, BodiesConfig, BodyPolicy, Durability};
 pub use env::{Env, MapEnv, ProcessEnv};
 pub use error::{ConfigError, ConfigErrors};
 pub use governance::spec::{BudgetSpec, LimitsSpec, ObjectivesSpec, WorkflowSpec};
@@ -152,6 +154,7 @@ pub fn parse(
         .map(|r| governance::rule(&mut ctx, r))
         .collect();
     let failover = governance::failover(&mut ctx, doc.failover.as_ref());
+    let audit = audit::audit(&mut ctx, doc.audit.as_ref());
     let known = governance::Known {
         providers: &providers,
         models: &models,
@@ -193,5 +196,6 @@ pub fn parse(
         prices: prices.into_iter().map(|p| p.config).collect(),
         routing_rules: rules.into_iter().map(|r| r.config).collect(),
         failover,
+        audit,
     })
 }

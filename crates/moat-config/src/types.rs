@@ -46,6 +46,8 @@ pub struct Config {
     pub routing_rules: Vec<RoutingRule>,
     /// Retries, backoff, breakers and timeouts.
     pub failover: FailoverConfig,
+    /// The hash-chained audit log.
+    pub audit: crate::AuditConfig,
 }
 
 impl Config {

@@ -234,3 +234,35 @@ fn a_rule_that_denies_cannot_also_route() {
     let got = errors("[[routing_rules]]\nname = \"x\"\nuse_model = \"big\"\ndeny = \"no\"\n");
     assert_eq!(got, ["line 25: routing_rules[0].deny: a rule that denies cannot also route: remove `use_model` and `only_providers_tagged`, or `deny`"]);
 }
+
+#[test]
+fn the_audit_section_is_read_and_checked() {
+    use moat_config::{BodyPolicy, Durability};
+    let c = ok("");
+    assert!(c.audit.enabled);
+    assert_eq!(c.audit.durability, Durability::Batch);
+    assert_eq!(c.audit.bodies.restricted, BodyPolicy::Hash);
+    let c = ok(r#"
+[audit]
+durability = "sync"
+flush_interval = "50ms"
+bodies = { confidential = "full", restricted = "none" }
+checkpoint_key = "0123456789abcdef0123456789abcdef"
+retention = "90d"
+"#);
+    assert_eq!(c.audit.durability, Durability::Sync);
+    assert_eq!(c.audit.flush_interval, Duration::from_millis(50));
+    assert_eq!(c.audit.bodies.confidential, BodyPolicy::Full);
+    assert_eq!(c.audit.bodies.restricted, BodyPolicy::None);
+    assert_eq!(c.audit.retention, Some(Duration::from_secs(90 * 86_400)));
+    let got = errors("[audit]\ndurability = \"eventually\"\nbodies = { public = \"some\" }\nretention = \"30d\"\ncheckpoint_key = \"short\"\n");
+    assert_eq!(
+        got,
+        [
+            "line 23: audit.durability: unknown durability \"eventually\": expected \"batch\" (written within flush_interval) or \"sync\" (durable before the response completes)",
+            "line 24: audit.bodies.public: unknown body policy \"some\": expected \"full\", \"hash\" or \"none\"",
+            "line 25: audit.retention: retention drops old records behind a signed checkpoint: set `checkpoint_key` too",
+            "line 26: audit.checkpoint_key: is too short: use at least 32 characters (for example `openssl rand -hex 32`)",
+        ]
+    );
+}

@@ -76,11 +76,11 @@ fn unknown_fields_are_named_with_the_allowed_ones() {
 fn unknown_sections_are_errors() {
     assert_eq!(
         errors(&with("[sever]\nlisten = \"127.0.0.1:1\"\n")),
-        ["line 10: sever: unknown section; expected [server], [store], [keys], [[providers]], [[models]], [[filters]], [params], [[tiers]], [detection], [admin], [governance], [[workflows]], [[accounts]], [[prices]], [[routing_rules]] or [failover]"]
+        ["line 10: sever: unknown section; expected [server], [store], [keys], [[providers]], [[models]], [[filters]], [params], [[tiers]], [detection], [admin], [governance], [[workflows]], [[accounts]], [[prices]], [[routing_rules]], [failover] or [audit]"]
     );
     assert_eq!(
         errors("listen = \"127.0.0.1:1\"\n[store]\npath = \"x\"\n"),
-        ["line 1: listen: unknown section; expected [server], [store], [keys], [[providers]], [[models]], [[filters]], [params], [[tiers]], [detection], [admin], [governance], [[workflows]], [[accounts]], [[prices]], [[routing_rules]] or [failover]"]
+        ["line 1: listen: unknown section; expected [server], [store], [keys], [[providers]], [[models]], [[filters]], [params], [[tiers]], [detection], [admin], [governance], [[workflows]], [[accounts]], [[prices]], [[routing_rules]], [failover] or [audit]"]
     );
 }
 

@@ -100,6 +100,7 @@ pub fn config(sim: &SimUpstream, dead_port: u16) -> Config {
         prices: vec![],
         routing_rules: vec![],
         failover: Default::default(),
+        audit: Default::default(),
     }
 }
 
