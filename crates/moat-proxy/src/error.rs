@@ -239,6 +239,34 @@ impl GatewayError {
         }
     }
 
+    /// The pipeline stage that refused or failed the request, for the audit record.
+    pub fn stage(&self) -> &'static str {
+        match self {
+            GatewayError::MissingKey
+            | GatewayError::Scope(ScopeError::InvalidKey)
+            | GatewayError::Scope(ScopeError::Expired { .. })
+            | GatewayError::Scope(ScopeError::Revoked { .. }) => "auth",
+            GatewayError::Scope(_) => "authorize",
+            GatewayError::BodyTooLarge { .. }
+            | GatewayError::BodyRead(_)
+            | GatewayError::InvalidRequest { .. } => "request",
+            GatewayError::Blocked { .. } | GatewayError::ParamNotAllowed(_) => "filter",
+            GatewayError::AccountBlocked { .. } | GatewayError::Throttled { .. } => "detection",
+            GatewayError::Unregistered { .. }
+            | GatewayError::WorkflowModel { .. }
+            | GatewayError::PolicyDenied { .. }
+            | GatewayError::NoCompliantTarget { .. }
+            | GatewayError::UnknownModel(_) => "policy",
+            GatewayError::RateLimited { .. } => "limits",
+            GatewayError::BudgetExceeded(_) => "budget",
+            GatewayError::UpstreamStatus { .. }
+            | GatewayError::UpstreamUnavailable { .. }
+            | GatewayError::AllTargetsUnavailable { .. }
+            | GatewayError::Translate(_) => "upstream",
+            GatewayError::Store(_) => "internal",
+        }
+    }
+
     /// A short stable label for logs and metrics (`error.type` in OpenTelemetry terms).
     pub fn kind(&self) -> &'static str {
         match self {

@@ -111,5 +111,7 @@ fn note(hit: &Hit, record: &mut RequestRecord, tier: &str) {
         line = hit.line,
         "filter hit"
     );
-    record.flags.push(format!("{}:{}", hit.filter, hit.reason));
+    let tag = format!("{}:{}", hit.filter, hit.reason);
+    record.decide("filter", action, Some(tag.clone()));
+    record.flags.push(tag);
 }

@@ -83,6 +83,11 @@ pub async fn handle(
             } else {
                 tracing::warn!(request_id = %request_id, error = %error, "request failed");
             }
+            let outcome = match error.fault() {
+                crate::error::Fault::Client => "deny",
+                _ => "fail",
+            };
+            record.decide(error.stage(), outcome, Some(error.to_string()));
             record.finish(error.status().as_u16(), None, Some(error.kind()));
             error.into_protocol_response(endpoint.protocol())
         }
@@ -166,6 +171,12 @@ async fn run(
     let headers = &parts.headers;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let decision = governance.policy(&who, &peek.model, &header)?;
+    if workflow.is_none() {
+        record.decide("policy", "unregistered", key.workflow.clone());
+    }
+    if let Some(rule) = decision.rule {
+        record.decide("policy", "route", Some(format!("rule {}", rule.name)));
+    }
 
     // 7. Route: the model's targets and fallbacks, only to providers the rule allows.
     let model = decision.model(&peek.model);

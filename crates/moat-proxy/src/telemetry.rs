@@ -44,6 +44,19 @@ pub fn prometheus() -> Option<PrometheusHandle> {
         .clone()
 }
 
+/// A decision a stage took about a request, for the audit record: which stage, what it did, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// `auth`, `authorize`, `request`, `filter`, `detection`, `policy`, `limits`, `budget`,
+    /// `upstream`, `internal`.
+    pub stage: &'static str,
+    /// What it did: `deny`, `flag`, `block`, `throttle`, `degrade`, `would_throttle`, `route`,
+    /// `unregistered`, `fail`...
+    pub outcome: &'static str,
+    /// Why, in words or as a `name:reason` tag.
+    pub reason: Option<String>,
+}
+
 /// What is known about a request by the time it ends; logged and counted once, when it drops if
 /// nobody finished it first (a client that hung up mid-stream).
 pub struct RequestRecord {
@@ -79,6 +92,8 @@ pub struct RequestRecord {
     pub(crate) settlement: Option<crate::governance::Settlement>,
     /// What the request cost, as settled, in micro-units.
     pub cost: moat_core::Money,
+    /// What each stage decided, in order (refusals included).
+    pub decisions: Vec<Decision>,
     /// The workflow's latency and cost objectives, checked when the record finishes.
     pub(crate) watch: Option<crate::objectives::Watch>,
     done: bool,
@@ -104,8 +119,18 @@ impl RequestRecord {
             settlement: None,
             cost: moat_core::Money::ZERO,
             watch: None,
+            decisions: Vec::new(),
             done: false,
         }
+    }
+
+    /// Notes a stage's decision for the audit record.
+    pub fn decide(&mut self, stage: &'static str, outcome: &'static str, reason: Option<String>) {
+        self.decisions.push(Decision {
+            stage,
+            outcome,
+            reason,
+        });
     }
 
     /// A record that is already finished: what the request path keeps once a stream has taken the

@@ -213,8 +213,8 @@ pub(crate) fn audit(ctx: &mut Ctx<'_>, element: Option<&Element<RawAudit>>) -> A
         let mut one = |v: &Option<Spanned<String>>, key: &str, into: &mut BodyPolicy| {
             let Some(v) = v else { return };
             let field = format!("{path}.{key}");
-            match ctx.string(v, &field).as_deref().map(str::trim) {
-                Some(s) => match BodyPolicy::parse(s) {
+            if let Some(s) = ctx.string(v, &field).as_deref().map(str::trim) {
+                match BodyPolicy::parse(s) {
                     Some(p) => *into = p,
                     None => ctx.errors.push(
                         Some(v.span()),
@@ -223,8 +223,7 @@ pub(crate) fn audit(ctx: &mut Ctx<'_>, element: Option<&Element<RawAudit>>) -> A
                             "unknown body policy \"{s}\": expected \"full\", \"hash\" or \"none\""
                         ),
                     ),
-                },
-                None => {}
+                }
             }
         };
         one(&b.public, "public", &mut out.bodies.public);

@@ -43,6 +43,16 @@ impl Action {
         }
     }
 
+    /// What monitor mode records instead: `would_allow`, `would_throttle`, ...
+    pub fn would(self) -> &'static str {
+        match self {
+            Action::Allow => "would_allow",
+            Action::Throttle => "would_throttle",
+            Action::Degrade => "would_degrade",
+            Action::Block => "would_block",
+        }
+    }
+
     fn from_u8(n: u8) -> Action {
         match n {
             0 => Action::Allow,

@@ -194,12 +194,17 @@ fn note(action: Action, who: &Who<'_>, record: &mut RequestRecord) {
         "enforced" => enforced
     )
     .increment(1);
-    let flag = if who.enforce {
-        format!("detect:{}", action.as_str())
+    let outcome = if who.enforce {
+        action.as_str()
     } else {
-        format!("detect:would_{}", action.as_str())
+        action.would()
     };
-    record.flags.push(flag);
+    let reason = match who.end_user {
+        Some(u) => format!("end user {u} of account {}", who.account),
+        None => format!("account {}", who.account),
+    };
+    record.decide("detection", outcome, Some(reason));
+    record.flags.push(format!("detect:{outcome}"));
     tracing::info!(
         target: "moat::detect",
         request_id = %record.request_id,
