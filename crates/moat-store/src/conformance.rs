@@ -3,6 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::{KeyStore, SpendRow, SpendStore, StoreError};
+
+mod audit;
+pub use audit::{audit_chain, audit_record, audit_store, GENESIS};
 use moat_core::Money;
 use moat_policy::budget::Period;
 use moat_policy::limits::Scope;

@@ -1,14 +1,18 @@
 //! Store traits, one per concern, and their backends.
 //!
-//! The rest of moat sees only `Arc<dyn KeyStore>` and `Arc<dyn SpendStore>` (and, as the later
-//! planes land, `AuditSink`, `CounterStore`, `EventSink`); which backend runs is decided once, at
+//! The rest of moat sees only `Arc<dyn KeyStore>`, `Arc<dyn SpendStore>`, `Arc<dyn WorkflowStore>`
+//! and `Arc<dyn AuditStore>` (and, as the later planes land, `CounterStore`, `EventSink`); which backend runs is decided once, at
 //! start-up. Every backend passes the same [`conformance`] suite.
 
+mod audit;
 pub mod conformance;
 mod memory;
 mod migrations;
 mod sqlite;
 
+pub use audit::{
+    AuditBounds, AuditQuery, AuditStore, AuditTail, ChainBreak, StoredAudit, StoredCheckpoint,
+};
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
@@ -43,6 +47,9 @@ pub enum StoreError {
         /// Highest version this binary knows.
         supported: i64,
     },
+    /// An audit write was refused because it would break the hash chain; nothing was written.
+    #[error("audit chain: {0}")]
+    AuditChain(#[from] ChainBreak),
     /// The blocking worker died (a bug, not an input).
     #[error("store worker failed: {0}")]
     Worker(String),

@@ -9,12 +9,15 @@ use moat_policy::KeyRecord;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+mod audit;
+
 /// Keeps everything in memory behind mutexes; gone when dropped.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     keys: Mutex<Vec<KeyRecord>>,
     spend: Mutex<BTreeMap<SpendKey, Money>>,
     workflows: Mutex<BTreeMap<String, WorkflowSpec>>,
+    audit: Mutex<audit::AuditLog>,
 }
 
 /// What a spend row is upserted by.
@@ -150,5 +153,6 @@ mod tests {
         crate::conformance::key_store(&store).await;
         crate::conformance::spend_store(&store).await;
         crate::conformance::workflow_store(&store).await;
+        crate::conformance::audit_store(&store).await;
     }
 }

@@ -34,4 +34,42 @@ pub const MIGRATIONS: &[&str] = &[
         spec        TEXT NOT NULL,
         updated_at  INTEGER NOT NULL
     ) STRICT;",
+    // 4: the hash-chained audit log (issue 5). `json` is the sealed record, byte for byte; the
+    // other columns copy what it says so it can be found. `decisions` is a JSON list of tags,
+    // matched exactly through json_each. Records are never updated, and deleted only behind a
+    // checkpoint naming a seq at or above theirs; checkpoints are never updated or deleted. (The
+    // triggers stop moat's own bugs; the hash chain is what catches anyone else.)
+    "CREATE TABLE audit (
+        seq         INTEGER PRIMARY KEY,
+        ts_ms       INTEGER NOT NULL,
+        kind        TEXT NOT NULL,
+        request_id  TEXT NOT NULL,
+        key_id      TEXT,
+        account     TEXT,
+        workflow    TEXT,
+        status      INTEGER NOT NULL,
+        decisions   TEXT NOT NULL,
+        prev_hash   TEXT NOT NULL,
+        hash        TEXT NOT NULL,
+        json        TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX audit_ts ON audit(ts_ms);
+    CREATE INDEX audit_account ON audit(account);
+    CREATE INDEX audit_workflow ON audit(workflow);
+    CREATE INDEX audit_key ON audit(key_id);
+    CREATE TABLE audit_checkpoints (
+        seq     INTEGER PRIMARY KEY,
+        hash    TEXT NOT NULL,
+        ts_ms   INTEGER NOT NULL,
+        json    TEXT NOT NULL
+    ) STRICT;
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+    CREATE TRIGGER audit_delete_behind_checkpoint BEFORE DELETE ON audit
+    WHEN OLD.seq > (SELECT coalesce(max(seq), 0) FROM audit_checkpoints)
+    BEGIN SELECT RAISE(ABORT, 'audit records are dropped only behind a checkpoint'); END;
+    CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+    BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+    CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+    BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;",
 ];

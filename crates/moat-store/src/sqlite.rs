@@ -11,11 +11,16 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+mod audit;
+
 /// A SQLite database file. Calls run on tokio's blocking pool, one at a time per store; the proxy
 /// caches keys, so this is off the hot path.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Whether audit writes fsync the WAL before returning (`synchronous = FULL` for their
+    /// transaction); see [`crate::AuditStore`] on durability.
+    audit_fsync: bool,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -46,7 +51,16 @@ impl SqliteStore {
         migrate(&mut conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            audit_fsync: true,
         })
+    }
+
+    /// Whether audit appends and drops fsync the WAL before they return (the default) or run with
+    /// the store's `synchronous = NORMAL`, surviving a process crash but not an OS crash. Keys,
+    /// spend and workflows are unaffected either way.
+    pub fn with_audit_fsync(mut self, fsync: bool) -> Self {
+        self.audit_fsync = fsync;
+        self
     }
 
     async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -333,6 +347,7 @@ mod tests {
         crate::conformance::key_store(&store).await;
         crate::conformance::spend_store(&store).await;
         crate::conformance::workflow_store(&store).await;
+        crate::conformance::audit_store(&store).await;
     }
 
     #[tokio::test]
@@ -366,6 +381,7 @@ mod tests {
             // Insert through the version-1 schema only (no spend table yet).
             let store = SqliteStore {
                 conn: Arc::new(Mutex::new(Connection::open(&path).unwrap())),
+                audit_fsync: true,
             };
             store.insert_key(&key).await.unwrap();
         }

@@ -1,0 +1,29 @@
+//! moat's audit evidence (issue 5): the record format, the hash chain, its verification, signed
+//! checkpoints for retention, and redaction of personal data and secrets. Pure: no I/O, time
+//! injected (every timestamp is an argument).
+//!
+//! - [`record`]: [`AuditRecord`], one per request answered (allowed or refused) and per read of
+//!   audit bodies; [`Body`] keeps a body in full, as a digest, or not at all.
+//! - [`chain`]: how a record's hash is computed; [`Chain`] seals records in order.
+//! - [`verify()`]: streams a log and names the first record edited, deleted, inserted or moved.
+//! - [`checkpoint`]: [`Checkpoint`], signed, stands in for the records retention dropped.
+//! - [`export`]: the JSON Lines export, a superset of the detector's trace format.
+//! - [`redact`](mod@redact): e-mail addresses, phone numbers, card numbers, secrets and IP addresses out of
+//!   text and JSON bodies, for the `auditor` role.
+
+mod body;
+pub mod chain;
+pub mod checkpoint;
+pub mod export;
+mod hex;
+pub mod record;
+pub mod redact;
+pub mod verify;
+
+pub use body::Body;
+pub use chain::{Chain, GENESIS};
+pub use checkpoint::Checkpoint;
+pub use export::Export;
+pub use record::{AuditRecord, Decision, ReadInfo, RecordKind, Route, SeqRange, Timings, Usage};
+pub use redact::{redact, redact_json, Finding, Kind};
+pub use verify::{verify, verify_fallible, Anchor, Broken, BrokenReason, Head, Report};
