@@ -4,6 +4,7 @@
 //! plumbing around it.
 
 mod admin;
+pub mod audit;
 mod auth;
 mod body;
 mod detection;

@@ -74,6 +74,15 @@ pub async fn handle(
 ) -> Response {
     let request_id: Arc<str> = Arc::from(new_request_id().as_str());
     let mut record = RequestRecord::new(Arc::clone(&request_id), endpoint.operation());
+    if let Some(log) = &state.audit {
+        record.audit = Some(Arc::clone(log));
+        record.audit_input.ts_ms = state.clock.now_ms();
+        record.audit_input.user_agent = request
+            .headers()
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+    }
     let mut response = match run(&state, endpoint, peer, request, &mut record).await {
         // A streamed response carries the record and finishes it when the stream ends.
         Ok(response) => response,
@@ -92,6 +101,11 @@ pub async fn handle(
             error.into_protocol_response(endpoint.protocol())
         }
     };
+    // `audit.durability = "sync"`: an answer that is already whole (an error, a buffered
+    // answer) goes out only once its record is committed; a stream waits at its end.
+    if let Some(ack) = record.audit_ack.take() {
+        let _ = ack.await;
+    }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-moat-request-id", v);
     }
@@ -112,6 +126,15 @@ async fn run(
     let key = state.keys.authenticate(presented).await?;
     record.key_id = Some(key.id.clone());
     record.account = Some(key.account.clone());
+    if let Some(log) = &state.audit {
+        // Bodies are kept by the key's workflow's sensitivity (unregistered: internal).
+        let workflow = key
+            .workflow
+            .as_deref()
+            .and_then(|w| state.governance.workflow(w));
+        let sensitivity = workflow.map_or(Default::default(), |w| w.sensitivity);
+        record.audit_input.policy = Some(log.config().bodies.for_sensitivity(sensitivity));
+    }
 
     // 2. Read and parse, within the size and time limits.
     let bytes = read_body(
@@ -120,6 +143,9 @@ async fn run(
         state.config.server.read_timeout,
     )
     .await?;
+    if record.audit.is_some() {
+        record.audit_input.request_body = Some(bytes.clone());
+    }
     let peek = crate::body::peek(&bytes)?;
     record.model = Some(peek.model.clone());
     record.model_configured = state.routes.contains(&peek.model);
@@ -135,6 +161,9 @@ async fn run(
         &parts.headers,
         &state.config.server.trusted_proxies,
     );
+    if record.audit.is_some() {
+        record.audit_input.source_ip = Some(client.to_string());
+    }
     moat_policy::authorize(&key, Some(&peek.model), client, state.clock.now_secs())?;
 
     // 4. Filter: blocked-pattern lists and the parameter policy of the account's tier; the same
@@ -161,6 +190,7 @@ async fn run(
     let governance = &state.governance;
     let registered = key.workflow.as_deref().and_then(|w| governance.workflow(w));
     let workflow = registered.as_deref();
+
     record.workflow = workflow.map(|w| w.name.clone());
     let tier = state.guard.tiers.of(&key.account);
     let who = Principal {
@@ -234,7 +264,10 @@ async fn run(
             ts_ms: arrived_ms,
             request_id: Arc::clone(&record.request_id),
             account: key.account.clone(),
-            end_user: i.end_user,
+            end_user: {
+                record.audit_input.end_user.clone_from(&i.end_user);
+                i.end_user
+            },
             // Keys stand in for accounts until accounts have records of their own.
             account_created_ms: (key.created_at > 0).then(|| key.created_at.saturating_mul(1000)),
             ip: client,

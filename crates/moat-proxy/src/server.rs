@@ -195,7 +195,12 @@ pub async fn serve(
         let task = crate::workflows::spawn_refresher(Arc::clone(&state), store, done.clone());
         (task, done)
     });
+    let audit = state.audit.clone();
     let result = drain(listener, state, grace, signal).await;
+    // Every request that finished is in the log before the process says it stopped.
+    if let Some(log) = audit {
+        log.flush().await;
+    }
     if let Some((task, done)) = refresher {
         done.cancel();
         let _ = task.await;

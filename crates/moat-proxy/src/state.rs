@@ -41,6 +41,8 @@ pub struct AppState {
     /// SHA-256 of the admin token, when the admin API is on.
     pub(crate) admin_token: Option<KeyHash>,
     /// Where budget spend is kept across restarts; `None` keeps it in memory only.
+    /// The audit log's writer, when an audit store is attached and `audit.enabled`.
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
     /// Where workflows registered at run time are kept; `None` when only the config's exist.
     pub(crate) workflow_store: Option<Arc<dyn moat_store::WorkflowStore>>,
     pub(crate) spend_store: Option<Arc<dyn SpendStore>>,
@@ -58,6 +60,9 @@ pub enum StateError {
     /// The built-in price table does not load (a build defect).
     #[error("cannot load the price table: {0}")]
     Prices(#[from] moat_policy::price::PriceError),
+    /// The audit log's tail cannot be read, so the chain cannot be continued.
+    #[error("cannot open the audit log: {0}")]
+    Audit(moat_store::StoreError),
     /// The stored workflows cannot be read. Starting anyway would treat their keys as
     /// unregistered.
     #[error("cannot load the stored workflows: {0}")]
@@ -118,6 +123,7 @@ impl AppState {
             admin_token,
             spend_store: None,
             workflow_store: None,
+            audit: None,
             clock,
             config: Arc::new(config),
         })
@@ -152,6 +158,21 @@ impl AppState {
             .map_err(StateError::Workflows)?;
         tracing::info!(workflows = taken, "loaded the stored workflows");
         self.workflow_store = Some(store);
+        Ok(self)
+    }
+
+    /// Writes an audit record of every request to `store` (unless `audit.enabled = false`),
+    /// continuing its hash chain; starts the writer task.
+    pub async fn with_audit_store(
+        mut self,
+        store: Arc<dyn moat_store::AuditStore>,
+    ) -> Result<AppState, StateError> {
+        if self.config.audit.enabled {
+            let (log, _task) = crate::audit::AuditLog::start(store, self.config.audit.clone())
+                .await
+                .map_err(StateError::Audit)?;
+            self.audit = Some(log);
+        }
         Ok(self)
     }
 }

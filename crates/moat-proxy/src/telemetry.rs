@@ -94,6 +94,12 @@ pub struct RequestRecord {
     pub cost: moat_core::Money,
     /// What each stage decided, in order (refusals included).
     pub decisions: Vec<Decision>,
+    /// The audit log the record goes to when it finishes, if it is on.
+    pub(crate) audit: Option<std::sync::Arc<crate::audit::AuditLog>>,
+    /// What the audit record needs beyond the fields above.
+    pub(crate) audit_input: crate::audit::AuditInput,
+    /// In `sync` durability, the writer's acknowledgement the response waits for.
+    pub(crate) audit_ack: Option<tokio::sync::oneshot::Receiver<()>>,
     /// The workflow's latency and cost objectives, checked when the record finishes.
     pub(crate) watch: Option<crate::objectives::Watch>,
     done: bool,
@@ -120,6 +126,9 @@ impl RequestRecord {
             cost: moat_core::Money::ZERO,
             watch: None,
             decisions: Vec::new(),
+            audit: None,
+            audit_input: Default::default(),
+            audit_ack: None,
             done: false,
         }
     }
@@ -157,6 +166,10 @@ impl RequestRecord {
                 settlement.settle(self.response_model.as_deref(), usage.as_ref(), status < 400);
         }
         let elapsed = self.started.elapsed();
+        if let Some(log) = self.audit.take() {
+            let record = crate::audit::build(self, status, usage.as_ref(), error, elapsed);
+            self.audit_ack = log.submit(record);
+        }
         if let Some(watch) = self.watch.take() {
             watch.finish(
                 &self.request_id,

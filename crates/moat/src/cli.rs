@@ -35,6 +35,54 @@ pub enum Command {
     /// Policy routing.
     #[command(subcommand)]
     Route(RouteCommand),
+    /// The hash-chained audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `moat audit ...`.
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the whole chain; name the first edited, deleted, inserted or reordered record.
+    Verify(AuditVerifyArgs),
+    /// Write records as JSON lines (replayable by `moat detect replay`).
+    Export(AuditExportArgs),
+}
+
+/// `moat audit verify`.
+#[derive(Args, Debug)]
+pub struct AuditVerifyArgs {
+    /// The config file (its store holds the log; `audit.checkpoint_key` checks checkpoints).
+    #[arg(long, short)]
+    pub config: PathBuf,
+}
+
+/// `moat audit export`.
+#[derive(Args, Debug)]
+pub struct AuditExportArgs {
+    /// The config file.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// From this time (RFC 3339, inclusive).
+    #[arg(long, value_parser = rfc3339)]
+    pub from: Option<time::OffsetDateTime>,
+    /// Until this time (RFC 3339, exclusive).
+    #[arg(long, value_parser = rfc3339)]
+    pub to: Option<time::OffsetDateTime>,
+    /// Only this account.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Only this workflow.
+    #[arg(long)]
+    pub workflow: Option<String>,
+    /// Output format; `jsonl` (one record a line) is the only one.
+    #[arg(long, default_value = "jsonl", value_parser = ["jsonl"])]
+    pub format: String,
+}
+
+fn rfc3339(s: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("expected RFC 3339 such as 2026-11-01T00:00:00Z: {e}"))
 }
 
 /// `moat workflows ...`.

@@ -1,5 +1,6 @@
 //! The `moat` binary: command-line wiring only. Each subcommand lives in its own module.
 
+mod audit;
 mod cli;
 mod demo;
 mod detect;
@@ -9,7 +10,9 @@ mod serve;
 mod verdicts;
 
 use clap::Parser;
-use cli::{Cli, Command, ConfigCommand, DetectCommand, RouteCommand, WorkflowsCommand};
+use cli::{
+    AuditCommand, Cli, Command, ConfigCommand, DetectCommand, RouteCommand, WorkflowsCommand,
+};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -37,6 +40,8 @@ fn main() -> ExitCode {
             Command::Workflows(WorkflowsCommand::Add(args)) => route::add(*args).await,
             Command::Workflows(WorkflowsCommand::Remove(args)) => route::remove(args).await,
             Command::Route(RouteCommand::Explain(args)) => route::explain(args).await,
+            Command::Audit(AuditCommand::Verify(args)) => audit::verify(args).await,
+            Command::Audit(AuditCommand::Export(args)) => audit::export(args).await,
         }
     });
     match result {

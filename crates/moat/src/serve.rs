@@ -87,7 +87,10 @@ pub async fn serve_config(
         .with_spend_store(store.clone())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?
-        .with_workflow_store(store)
+        .with_workflow_store(store.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_audit_store(store)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind(listen)

@@ -730,3 +730,135 @@ fn workflows_are_added_listed_explained_and_removed_in_the_store() {
         "{out}"
     );
 }
+
+/// Runs `moat audit verify` on `config`: (success, stdout).
+fn audit_verify(config: &Path) -> (bool, String) {
+    let out = moat()
+        .args(["audit", "verify", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// A copy of the store (`keys.db`) under `dir/name/`, with a config pointing at it, tampered
+/// with by `sql` the way someone with write access to the file would (triggers dropped first).
+fn tampered(dir: &Path, config: &Path, name: &str, sql: &str) -> std::path::PathBuf {
+    let copy = dir.join(name);
+    std::fs::create_dir_all(&copy).unwrap();
+    // Fold the WAL into the main file first, so copying the file copies everything.
+    let src = rusqlite::Connection::open(dir.join("keys.db")).unwrap();
+    src.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    drop(src);
+    std::fs::copy(dir.join("keys.db"), copy.join("keys.db")).unwrap();
+    std::fs::copy(config, copy.join("moat.toml")).unwrap();
+    let db = rusqlite::Connection::open(copy.join("keys.db")).unwrap();
+    db.execute_batch(
+        "DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_delete_behind_checkpoint;",
+    )
+    .unwrap();
+    db.execute_batch(sql).unwrap();
+    copy.join("moat.toml")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_names_the_first_edited_deleted_inserted_or_reordered_record() {
+    let sim = SimUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim.openai_base_url());
+    let out = moat()
+        .args(["keys", "create", "--account", "acme", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (child, addr) = spawn_serve(&config, &[]);
+    let client = reqwest::Client::new();
+    for i in 0..6 {
+        let r = client
+            .post(format!("http://{addr}/v1/chat/completions"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"model": "gpt", "max_tokens": 4,
+                "messages": [{"role": "user", "content": format!("question {i}")}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    terminate(child).await;
+
+    let (ok, out) = audit_verify(&config);
+    assert!(ok, "{out}");
+    assert!(
+        out.starts_with("ok: 6 records verified, head seq 6 hash "),
+        "{out}"
+    );
+
+    // Each kind of tampering, on its own copy of the store, is found and named.
+    let cases = [
+        (
+            "edited",
+            "UPDATE audit SET json = replace(json, 'question 2', 'question X') WHERE seq = 3;",
+            "BROKEN: record 3 (line 3): edited",
+        ),
+        (
+            "deleted",
+            "DELETE FROM audit WHERE seq = 4;",
+            "BROKEN: record 5 (line 4): deleted: records from seq 4 are missing",
+        ),
+        (
+            "inserted",
+            // A copy of record 2 under a new seq between 2 and 3 cannot exist with integer
+            // seqs; the forger shifts the tail up and re-inserts record 2 as seq 3.
+            "UPDATE audit SET seq = seq + 100 WHERE seq >= 3; UPDATE audit SET seq = seq - 99 WHERE seq >= 103; \
+             INSERT INTO audit SELECT 3, ts_ms, kind, request_id, key_id, account, workflow, status, decisions, prev_hash, hash, json FROM audit WHERE seq = 2;",
+            "BROKEN: record 2 (line 3): inserted",
+        ),
+        (
+            "reordered",
+            "UPDATE audit SET seq = 100 WHERE seq = 2; UPDATE audit SET seq = 2 WHERE seq = 5; UPDATE audit SET seq = 5 WHERE seq = 100;",
+            "BROKEN: record 5 (line 2): reordered",
+        ),
+    ];
+    for (name, sql, expected) in cases {
+        let copy = tampered(dir.path(), &config, name, sql);
+        let (ok, out) = audit_verify(&copy);
+        assert!(!ok, "{name}: verify passed a tampered log: {out}");
+        assert!(out.starts_with(expected), "{name}: {out}");
+    }
+    // The untouched log still verifies.
+    assert!(audit_verify(&config).0);
+
+    // Its export is a trace `moat detect replay` reads: all six requests replay.
+    let out = moat()
+        .args(["audit", "export", "--account", "acme", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let export = dir.path().join("export.jsonl");
+    std::fs::write(&export, &out.stdout).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
+    let verdicts = dir.path().join("verdicts.jsonl");
+    let out = moat()
+        .args(["detect", "replay", "--quiet", "--trace"])
+        .arg(&export)
+        .arg("--out")
+        .arg(&verdicts)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("replayed 6 events (0 skipped)"), "{said}");
+}

@@ -132,6 +132,7 @@ pub async fn buffered(
             )
         }
     };
+    record.audit_input.response_body = Some(out.clone());
     record.finish(status.as_u16(), usage, None);
     let mut response = Response::new(Body::from(out));
     *response.status_mut() = status;
@@ -453,6 +454,10 @@ impl Relay {
                     settlement.final_usage(usage.is_some() && ended);
                 }
                 self.record.finish(200, usage, self.error);
+                // `audit.durability = "sync"`: the stream ends only once its record is committed.
+                if let Some(ack) = self.record.audit_ack.take() {
+                    let _ = ack.await;
+                }
                 return None;
             }
             self.pull().await;

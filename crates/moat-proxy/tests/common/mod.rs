@@ -329,6 +329,9 @@ impl Harness {
             .unwrap()
             .with_workflow_store(store.clone())
             .await
+            .unwrap()
+            .with_audit_store(store.clone())
+            .await
             .unwrap();
         let gateway = Gateway::start(state, "127.0.0.1:0".parse().unwrap())
             .await

@@ -1,0 +1,129 @@
+//! `moat audit verify` and `moat audit export`: the audit log in the config's store, read page by
+//! page (constant memory whatever its length).
+
+use crate::cli::{AuditExportArgs, AuditVerifyArgs};
+use crate::serve::load_config;
+use anyhow::Context;
+use moat_audit::{verify_fallible, Anchor, AuditRecord, Checkpoint};
+use moat_store::{AuditQuery, AuditStore, SqliteStore};
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Records read per page.
+const PAGE: usize = 1_000;
+
+/// `moat audit verify`: checks the whole chain, from the latest retention checkpoint (its
+/// signature checked with `audit.checkpoint_key` when set) to the last record.
+pub async fn verify(args: AuditVerifyArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args.config)?;
+    let store = Arc::new(
+        SqliteStore::open(&config.store.path)
+            .with_context(|| format!("opening store {}", config.store.path.display()))?,
+    );
+    let checkpoint = match store.audit_checkpoints().await?.last() {
+        Some(c) => Some(
+            serde_json::from_str::<Checkpoint>(&c.json)
+                .with_context(|| format!("checkpoint at seq {} is unreadable", c.seq))?,
+        ),
+        None => None,
+    };
+    let key = config
+        .audit
+        .checkpoint_key
+        .as_ref()
+        .map(|k| k.expose().as_bytes().to_vec());
+    let bounds = store.audit_bounds().await?;
+    // A reader task pages through the store; verification consumes the records as they come.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<AuditRecord, String>>(PAGE);
+    let reader = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let Some(b) = bounds else { return };
+            let mut from = b.first_seq;
+            while from <= b.last_seq {
+                let page = match store.audit_range(from, b.last_seq, PAGE).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("store: {e}")));
+                        return;
+                    }
+                };
+                let Some(last) = page.last().map(|r| r.seq) else {
+                    return;
+                };
+                for row in page {
+                    let parsed = serde_json::from_str::<AuditRecord>(&row.json)
+                        .map_err(|e| format!("record {} is not an audit record: {e}", row.seq));
+                    if tx.send(parsed).is_err() {
+                        return;
+                    }
+                }
+                from = last + 1;
+            }
+        })
+    };
+    let report = tokio::task::spawn_blocking(move || {
+        let anchor = checkpoint.as_ref().map(|c| Anchor {
+            checkpoint: c,
+            key: key.as_deref(),
+        });
+        verify_fallible(rx, anchor)
+    })
+    .await?;
+    reader.await?;
+    match (&report.first_bad, &report.head) {
+        (None, Some(head)) => {
+            println!(
+                "ok: {} records verified, head seq {} hash {}",
+                report.checked, head.seq, head.hash
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        (None, None) => {
+            println!("ok: the audit log is empty");
+            Ok(ExitCode::SUCCESS)
+        }
+        (Some(bad), _) => {
+            println!("BROKEN: {bad}");
+            println!("({} records checked before it)", report.checked);
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `moat audit export`: records of a time range (optionally one account or workflow) as JSON
+/// lines that `moat detect replay` reads (requests whose bodies were kept in full).
+pub async fn export(args: AuditExportArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args.config)?;
+    let store = SqliteStore::open(&config.store.path)
+        .with_context(|| format!("opening store {}", config.store.path.display()))?;
+    let mut query = AuditQuery::new(PAGE);
+    query.from_ms = args.from.map(ms);
+    query.to_ms = args.to.map(ms);
+    query.account = args.account;
+    query.workflow = args.workflow;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut written = 0u64;
+    loop {
+        let page = store.query_audit(&query).await?;
+        let Some(last) = page.last().map(|r| r.seq) else {
+            break;
+        };
+        for row in &page {
+            let record: AuditRecord = serde_json::from_str(&row.json)
+                .with_context(|| format!("record {} is not an audit record", row.seq))?;
+            writeln!(out, "{}", record.to_export_line())?;
+            written += 1;
+        }
+        query.after_seq = Some(last);
+    }
+    out.flush()?;
+    eprintln!("exported {written} records");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ms(t: time::OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
