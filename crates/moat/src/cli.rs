@@ -47,6 +47,37 @@ pub enum AuditCommand {
     Verify(AuditVerifyArgs),
     /// Write records as JSON lines (replayable by `moat detect replay`).
     Export(AuditExportArgs),
+    /// Retention: drop the oldest records behind a checkpoint signed with `audit.checkpoint_key`,
+    /// so verification still holds for what remains.
+    Prune(AuditPruneArgs),
+    /// Print a signed checkpoint of the log's head (and, with --all, the stored retention
+    /// checkpoints) as JSON lines, for a third party to anchor.
+    Checkpoint(AuditCheckpointArgs),
+}
+
+/// `moat audit prune`.
+#[derive(Args, Debug)]
+pub struct AuditPruneArgs {
+    /// The config file.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Drop the records made before this time (RFC 3339); default: now minus `audit.retention`.
+    #[arg(long, value_parser = rfc3339, conflicts_with = "through_seq")]
+    pub before: Option<time::OffsetDateTime>,
+    /// Drop the records up to and including this seq.
+    #[arg(long)]
+    pub through_seq: Option<u64>,
+}
+
+/// `moat audit checkpoint`.
+#[derive(Args, Debug)]
+pub struct AuditCheckpointArgs {
+    /// The config file.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Also print every stored retention checkpoint, oldest first.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// `moat audit verify`.

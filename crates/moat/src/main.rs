@@ -42,6 +42,8 @@ fn main() -> ExitCode {
             Command::Route(RouteCommand::Explain(args)) => route::explain(args).await,
             Command::Audit(AuditCommand::Verify(args)) => audit::verify(args).await,
             Command::Audit(AuditCommand::Export(args)) => audit::export(args).await,
+            Command::Audit(AuditCommand::Prune(args)) => audit::prune(args).await,
+            Command::Audit(AuditCommand::Checkpoint(args)) => audit::checkpoint(args).await,
         }
     });
     match result {

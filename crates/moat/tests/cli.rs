@@ -862,3 +862,101 @@ async fn audit_verify_names_the_first_edited_deleted_inserted_or_reordered_recor
     assert!(out.status.success(), "{said}");
     assert!(said.contains("replayed 6 events (0 skipped)"), "{said}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_drops_old_records_behind_a_signed_checkpoint_and_verification_still_holds() {
+    const KEY: &str = "audit-checkpoint-key-0123456789abcdef";
+    let sim = SimUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim.openai_base_url());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("[audit]\ncheckpoint_key = \"{KEY}\"\n"));
+    std::fs::write(&config, text).unwrap();
+    let out = moat()
+        .args(["keys", "create", "--account", "acme", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (child, addr) = spawn_serve(&config, &[]);
+    let client = reqwest::Client::new();
+    for i in 0..5 {
+        let r = client
+            .post(format!("http://{addr}/v1/chat/completions"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"model": "gpt", "max_tokens": 2,
+                "messages": [{"role": "user", "content": format!("q{i}")}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    terminate(child).await;
+    let run = |args: &[&str], config: &Path| {
+        let out = moat()
+            .args(args)
+            .arg("--config")
+            .arg(config)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (ok, out, err) = run(&["audit", "prune", "--through-seq", "3"], &config);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("pruned 3 records through seq 3 (3 checked); checkpoint {\"seq\":3,"),
+        "{out}"
+    );
+    let (ok, out, _) = run(&["audit", "verify"], &config);
+    assert!(ok, "{out}");
+    assert!(
+        out.starts_with("ok: 2 records verified, head seq 5"),
+        "{out}"
+    );
+    let (ok, out, err) = run(&["audit", "export"], &config);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 2);
+
+    // The head, signed for a third party; with --all, the retention checkpoint first.
+    let (ok, out, _) = run(&["audit", "checkpoint", "--all"], &config);
+    assert!(ok);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        (lines[0]["seq"].as_u64(), lines[1]["seq"].as_u64()),
+        (Some(3), Some(5))
+    );
+    assert_eq!(lines[1]["signature"].as_str().map(str::len), Some(64));
+
+    // Pruning everything is refused; a wrong key does not verify the checkpoint.
+    let (ok, _, err) = run(&["audit", "prune", "--through-seq", "5"], &config);
+    assert!(!ok);
+    assert!(err.contains("keep at least the last one"), "{err}");
+    let wrong = dir.path().join("wrong.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(KEY, "another-key-of-enough-length-0123456789");
+    std::fs::write(&wrong, text).unwrap();
+    let (ok, out, _) = run(&["audit", "verify"], &wrong);
+    assert!(!ok);
+    assert!(out.contains("checkpoint"), "{out}");
+    // Without the records' predecessor, a forged first record cannot continue the checkpoint.
+    let copy = tampered(
+        dir.path(),
+        &config,
+        "after-prune",
+        "DELETE FROM audit WHERE seq = 4;",
+    );
+    let (ok, out) = audit_verify(&copy);
+    assert!(!ok, "{out}");
+}
