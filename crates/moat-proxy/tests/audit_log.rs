@@ -156,6 +156,13 @@ async fn batch_records_are_written_within_the_interval_and_the_chain_continues_a
     assert!(first
         .iter()
         .all(|r| r.usage.as_ref().is_some_and(|u| u.output_tokens == 3)));
+    // A stream's record keeps what the client received: its events, terminator included.
+    let sent = first[0]
+        .response_body
+        .as_full()
+        .map(|b| b.get().to_string())
+        .unwrap_or_default();
+    assert!(sent.contains("data: ") && sent.contains("[DONE]"), "{sent}");
 
     // A new gateway over the same store continues the chain.
     let h = start(store.clone(), Durability::Batch).await;

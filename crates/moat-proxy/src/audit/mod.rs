@@ -13,7 +13,8 @@
 
 mod record;
 
-pub(crate) use record::{build, AuditInput};
+pub(crate) use record::{build, keeps_bodies, AuditInput};
+pub use record::{Capture, CAPTURE_MAX};
 
 use moat_audit::{AuditRecord, Chain};
 use moat_config::AuditConfig;

@@ -20,8 +20,10 @@ pub struct AuditInput {
     pub end_user: Option<String>,
     /// The request body as received.
     pub request_body: Option<Bytes>,
-    /// The answer's body, for a buffered answer.
+    /// The answer's body: a buffered answer, or what a stream sent.
     pub response_body: Option<Bytes>,
+    /// The SHA-256 (hex) of a streamed answer too long to keep whole.
+    pub response_digest: Option<String>,
     /// What to keep of the bodies.
     pub policy: Option<BodyPolicy>,
 }
@@ -71,7 +73,10 @@ pub(crate) fn build(
     // A request refused before its key was known keeps only the digests of its bodies.
     let policy = input.policy.unwrap_or(BodyPolicy::Hash);
     out.request_body = body(input.request_body.as_deref(), policy);
-    out.response_body = body(input.response_body.as_deref(), policy);
+    out.response_body = match (input.response_body.as_deref(), input.response_digest) {
+        (None, Some(digest)) if policy != BodyPolicy::None => Body::Sha256(digest),
+        (bytes, _) => body(bytes, policy),
+    };
     out
 }
 
@@ -93,4 +98,49 @@ fn api(operation: &str) -> Option<&'static str> {
         "count_tokens" => "anthropic.count_tokens",
         _ => return None,
     })
+}
+
+/// The most of a streamed answer an audit record keeps whole; past it, only its digest.
+pub const CAPTURE_MAX: usize = 8 << 20;
+
+/// What a stream sent its client, gathered for the audit record: kept whole up to
+/// [`CAPTURE_MAX`] and hashed throughout.
+#[derive(Default)]
+pub struct Capture {
+    buf: bytes::BytesMut,
+    hasher: sha2::Sha256,
+    over: bool,
+}
+
+impl Capture {
+    /// Adds bytes the client received.
+    pub fn push(&mut self, bytes: &[u8]) {
+        use sha2::Digest;
+        self.hasher.update(bytes);
+        if !self.over {
+            if self.buf.len() + bytes.len() > CAPTURE_MAX {
+                self.over = true;
+                self.buf = bytes::BytesMut::new();
+            } else {
+                self.buf.extend_from_slice(bytes);
+            }
+        }
+    }
+
+    /// Hands the capture to the record's audit input: the bytes, or only their digest when
+    /// the stream was longer than [`CAPTURE_MAX`].
+    pub fn finish_into(self, input: &mut AuditInput) {
+        use sha2::Digest;
+        if self.over {
+            let digest = self.hasher.finalize();
+            input.response_digest = Some(digest.iter().map(|b| format!("{b:02x}")).collect());
+        } else {
+            input.response_body = Some(self.buf.freeze());
+        }
+    }
+}
+
+/// Whether the audit record of `r` keeps response bodies (so a stream should be captured).
+pub(crate) fn keeps_bodies(r: &RequestRecord) -> bool {
+    r.audit.is_some() && r.audit_input.policy.is_some_and(|p| p != BodyPolicy::None)
 }

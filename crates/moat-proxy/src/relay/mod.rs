@@ -321,6 +321,8 @@ struct Relay {
     metering: Metering,
     /// Estimated output tokens forwarded so far (counted while metering or undecided).
     output_estimate: u64,
+    /// What the client received, for the audit record (when the audit log keeps bodies).
+    capture: Option<crate::audit::Capture>,
     record: RequestRecord,
 }
 
@@ -402,6 +404,7 @@ fn relay(response: http::Response<Incoming>, ctx: &RelayContext) -> Relay {
         held: None,
         metering: Metering::Undecided,
         output_estimate: 0,
+        capture: None,
         record: RequestRecord::detached(),
     }
 }
@@ -429,8 +432,20 @@ fn respond(relay: Relay, status: StatusCode, ctx: &RelayContext) -> Response {
 }
 
 impl Relay {
-    /// The next bytes for the client, or `None` when the stream is over.
+    /// The next bytes for the client, or `None` when the stream is over; what goes out is also
+    /// captured for the audit record when the log keeps bodies.
     async fn next_frame(&mut self) -> Option<Bytes> {
+        if self.capture.is_none() && crate::audit::keeps_bodies(&self.record) {
+            self.capture = Some(crate::audit::Capture::default());
+        }
+        let frame = self.produce_frame().await;
+        if let (Some(f), Some(c)) = (&frame, self.capture.as_mut()) {
+            c.push(f);
+        }
+        frame
+    }
+
+    async fn produce_frame(&mut self) -> Option<Bytes> {
         loop {
             // Everything one upstream read produced goes out as one body chunk: one write to the
             // client instead of one per event.
@@ -452,6 +467,9 @@ impl Relay {
                     // usage ride with it, OpenAI's usage chunk follows it) or its end was seen.
                     let ended = self.observer.completed() || self.observer.stop_reason().is_some();
                     settlement.final_usage(usage.is_some() && ended);
+                }
+                if let Some(c) = self.capture.take() {
+                    c.finish_into(&mut self.record.audit_input);
                 }
                 self.record.finish(200, usage, self.error);
                 // `audit.durability = "sync"`: the stream ends only once its record is committed.
