@@ -2,7 +2,7 @@
 //! page (constant memory whatever its length).
 
 use crate::cli::{AuditCheckpointArgs, AuditExportArgs, AuditPruneArgs, AuditVerifyArgs};
-use crate::serve::load_config;
+use crate::serve::{load_config, open_store};
 use anyhow::{bail, Context};
 use moat_audit::{verify_fallible, Anchor, AuditRecord, Checkpoint};
 use moat_core::Clock;
@@ -18,10 +18,7 @@ const PAGE: usize = 1_000;
 /// signature checked with `audit.checkpoint_key` when set) to the last record.
 pub async fn verify(args: AuditVerifyArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config)?;
-    let store = Arc::new(
-        SqliteStore::open(&config.store.path)
-            .with_context(|| format!("opening store {}", config.store.path.display()))?,
-    );
+    let store = Arc::new(open_store(&config)?);
     let checkpoint = match store.audit_checkpoints().await?.last() {
         Some(c) => Some(
             serde_json::from_str::<Checkpoint>(&c.json)
@@ -97,8 +94,7 @@ pub async fn verify(args: AuditVerifyArgs) -> anyhow::Result<ExitCode> {
 /// lines that `moat detect replay` reads (requests whose bodies were kept in full).
 pub async fn export(args: AuditExportArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config)?;
-    let store = SqliteStore::open(&config.store.path)
-        .with_context(|| format!("opening store {}", config.store.path.display()))?;
+    let store = open_store(&config)?;
     let mut query = AuditQuery::new(PAGE);
     query.from_ms = args.from.map(ms);
     query.to_ms = args.to.map(ms);
@@ -145,7 +141,7 @@ pub async fn prune(args: AuditPruneArgs) -> anyhow::Result<ExitCode> {
             bail!("nothing to prune by: give --before or --through-seq, or set audit.retention")
         }
     };
-    let store = open(&config)?;
+    let store = open_store(&config)?;
     let Some(bounds) = store.audit_bounds().await? else {
         println!("the audit log is empty; nothing pruned");
         return Ok(ExitCode::SUCCESS);
@@ -249,7 +245,7 @@ pub async fn checkpoint(args: AuditCheckpointArgs) -> anyhow::Result<ExitCode> {
     let Some(key) = config.audit.checkpoint_key.as_ref() else {
         bail!("audit.checkpoint_key is not set: a checkpoint must be signed");
     };
-    let store = open(&config)?;
+    let store = open_store(&config)?;
     if args.all {
         for c in store.audit_checkpoints().await? {
             println!("{}", c.json);
@@ -274,11 +270,6 @@ async fn latest_checkpoint(store: &SqliteStore) -> anyhow::Result<Option<Checkpo
         )),
         None => Ok(None),
     }
-}
-
-fn open(config: &moat_config::Config) -> anyhow::Result<SqliteStore> {
-    SqliteStore::open(&config.store.path)
-        .with_context(|| format!("opening store {}", config.store.path.display()))
 }
 
 fn ms(t: time::OffsetDateTime) -> i64 {

@@ -2,7 +2,7 @@
 //! read from the config file and its store (no gateway needs to run).
 
 use crate::cli::{AddWorkflowArgs, ExplainArgs, ListWorkflowsArgs, RemoveWorkflowArgs};
-use crate::serve::load_config;
+use crate::serve::{load_config, open_store};
 use anyhow::{bail, Context};
 use moat_config::{Config, Unregistered, WorkflowConfig};
 use moat_policy::routing::{Facts, Rules};
@@ -15,7 +15,7 @@ use std::process::ExitCode;
 /// `moat workflows list`.
 pub async fn workflows(args: ListWorkflowsArgs) -> anyhow::Result<ExitCode> {
     let mut config = load_config(&args.config)?;
-    let store = open(&config)?;
+    let store = open_store(&config)?;
     let declared = config.workflows.len();
     add_stored(&mut config, &store).await?;
     let keys = store.list_keys().await?;
@@ -125,7 +125,7 @@ fn workflow_json(w: &WorkflowConfig, keys: &[&str]) -> serde_json::Value {
 /// `moat route explain`.
 pub async fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     let mut config = load_config(&args.config)?;
-    let store = open(&config)?;
+    let store = open_store(&config)?;
     add_stored(&mut config, &store).await?;
     let key = store
         .get_key(&args.key)
@@ -346,7 +346,7 @@ pub async fn add(args: AddWorkflowArgs) -> anyhow::Result<ExitCode> {
     if let Err(problems) = spec.to_config() {
         bail!("invalid workflow:\n  {}", problems.join("\n  "));
     }
-    let store = open(&config)?;
+    let store = open_store(&config)?;
     let existed = store
         .list_workflows()
         .await?
@@ -369,7 +369,7 @@ pub async fn remove(args: RemoveWorkflowArgs) -> anyhow::Result<ExitCode> {
             args.name
         );
     }
-    if open(&config)?.delete_workflow(&args.name).await? {
+    if open_store(&config)?.delete_workflow(&args.name).await? {
         println!(
             "Removed workflow {}; its keys are now unregistered traffic.",
             args.name
@@ -399,9 +399,4 @@ async fn add_stored(config: &mut Config, store: &SqliteStore) -> anyhow::Result<
         }
     }
     Ok(())
-}
-
-fn open(config: &Config) -> anyhow::Result<SqliteStore> {
-    SqliteStore::open(&config.store.path)
-        .with_context(|| format!("opening store {}", config.store.path.display()))
 }

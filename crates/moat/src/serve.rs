@@ -14,6 +14,12 @@ pub fn load_config(path: &Path) -> anyhow::Result<Config> {
     moat_config::load(path, &ProcessEnv).map_err(|errors| anyhow::anyhow!("{errors}"))
 }
 
+/// Opens the config's SQLite store (keys, spend, workflows, the audit log).
+pub fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(&config.store.path)
+        .with_context(|| format!("opening store {}", config.store.path.display()))
+}
+
 /// `moat config check`: prints what the config defines, or every error in it and in the pattern
 /// files its filters name (which `serve` would load at startup).
 pub fn check(path: &Path) -> anyhow::Result<ExitCode> {
@@ -75,10 +81,7 @@ pub async fn serve_config(
     config: Config,
     on_ready: Option<Box<dyn FnOnce(std::net::SocketAddr) + Send>>,
 ) -> anyhow::Result<()> {
-    let store = Arc::new(
-        SqliteStore::open(&config.store.path)
-            .with_context(|| format!("opening store {}", config.store.path.display()))?,
-    );
+    let store = Arc::new(open_store(&config)?);
     let listen = config.server.listen;
     let grace = config.server.shutdown_grace;
     // The one SQLite file keeps the keys and the budget spend, so a restart forgets neither.
