@@ -37,14 +37,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { json_response(StatusCode::OK, &json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/admin/v1/detect/verdicts", get(crate::admin::verdicts))
-        .route("/admin/v1/workflows", get(crate::admin::workflows))
-        .route(
-            "/admin/v1/workflows/{name}",
-            axum::routing::put(crate::admin::put_workflow).delete(crate::admin::delete_workflow),
-        )
-        .route("/admin/v1/spend", get(crate::admin::spend))
-        .route("/admin/v1/incidents", get(crate::admin::incidents))
+        .merge(crate::admin::routes(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {

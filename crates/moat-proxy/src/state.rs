@@ -45,6 +45,10 @@ pub struct AppState {
     pub audit: Option<Arc<crate::audit::AuditLog>>,
     /// Where workflows registered at run time are kept; `None` when only the config's exist.
     pub(crate) workflow_store: Option<Arc<dyn moat_store::WorkflowStore>>,
+    /// The admin keys with their roles; `None` leaves the admin API to `[admin] token` alone.
+    pub(crate) admin_keys: Option<Arc<dyn moat_store::AdminKeyStore>>,
+    /// The audit log's store, read by the admin API; set with the writer (`audit`).
+    pub(crate) audit_store: Option<Arc<dyn moat_store::AuditStore>>,
     pub(crate) spend_store: Option<Arc<dyn SpendStore>>,
 }
 
@@ -123,6 +127,8 @@ impl AppState {
             admin_token,
             spend_store: None,
             workflow_store: None,
+            admin_keys: None,
+            audit_store: None,
             audit: None,
             clock,
             config: Arc::new(config),
@@ -168,11 +174,21 @@ impl AppState {
         store: Arc<dyn moat_store::AuditStore>,
     ) -> Result<AppState, StateError> {
         if self.config.audit.enabled {
-            let (log, _task) = crate::audit::AuditLog::start(store, self.config.audit.clone())
-                .await
-                .map_err(StateError::Audit)?;
+            let (log, _task) =
+                crate::audit::AuditLog::start(Arc::clone(&store), self.config.audit.clone())
+                    .await
+                    .map_err(StateError::Audit)?;
             self.audit = Some(log);
+            self.audit_store = Some(store);
         }
         Ok(self)
+    }
+
+    /// Lets the admin keys in `store` (`moat admin-keys create`) open the admin API, each with
+    /// its role, beside `[admin] token`. They are read from the store on every admin call, so a
+    /// key created or revoked takes effect at once.
+    pub fn with_admin_key_store(mut self, store: Arc<dyn moat_store::AdminKeyStore>) -> AppState {
+        self.admin_keys = Some(store);
+        self
     }
 }

@@ -4,7 +4,9 @@
 
 use crate::{KeyStore, SpendRow, SpendStore, StoreError};
 
+mod admin_keys;
 mod audit;
+pub use admin_keys::admin_key_store;
 pub use audit::{audit_chain, audit_record, audit_store, GENESIS};
 use moat_core::Money;
 use moat_policy::budget::Period;

@@ -1,15 +1,20 @@
 //! Store traits, one per concern, and their backends.
 //!
-//! The rest of moat sees only `Arc<dyn KeyStore>`, `Arc<dyn SpendStore>`, `Arc<dyn WorkflowStore>`
-//! and `Arc<dyn AuditStore>` (and, as the later planes land, `CounterStore`, `EventSink`); which backend runs is decided once, at
+//! The rest of moat sees only `Arc<dyn KeyStore>`, `Arc<dyn SpendStore>`, `Arc<dyn WorkflowStore>`,
+//! `Arc<dyn AuditStore>` and `Arc<dyn AdminKeyStore>` (and, as the later planes land, `CounterStore`, `EventSink`); which backend runs is decided once, at
 //! start-up. Every backend passes the same [`conformance`] suite.
 
+mod admin_keys;
 mod audit;
 pub mod conformance;
 mod memory;
 mod migrations;
 mod sqlite;
 
+pub use admin_keys::{
+    generate_admin_key, parse_admin_key, AdminKeyRecord, AdminKeyStore, AdminRole,
+    GeneratedAdminKey, ADMIN_KEY_PREFIX,
+};
 pub use audit::{
     AuditBounds, AuditQuery, AuditStore, AuditTail, ChainBreak, StoredAudit, StoredCheckpoint,
 };

@@ -9,6 +9,7 @@ use moat_policy::KeyRecord;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+mod admin_keys;
 mod audit;
 
 /// Keeps everything in memory behind mutexes; gone when dropped.
@@ -18,6 +19,7 @@ pub struct MemoryStore {
     spend: Mutex<BTreeMap<SpendKey, Money>>,
     workflows: Mutex<BTreeMap<String, WorkflowSpec>>,
     audit: Mutex<audit::AuditLog>,
+    admin_keys: Mutex<Vec<crate::AdminKeyRecord>>,
 }
 
 /// What a spend row is upserted by.
@@ -154,5 +156,6 @@ mod tests {
         crate::conformance::spend_store(&store).await;
         crate::conformance::workflow_store(&store).await;
         crate::conformance::audit_store(&store).await;
+        crate::conformance::admin_key_store(&store).await;
     }
 }

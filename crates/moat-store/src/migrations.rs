@@ -72,4 +72,14 @@ pub const MIGRATIONS: &[&str] = &[
     BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
     CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
     BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;",
+    // 5: admin keys (the admin API's credentials, each with one role), stored as SHA-256 hashes;
+    // apart from `keys` so a virtual key can never be looked up as an admin key.
+    "CREATE TABLE admin_keys (
+        id          TEXT PRIMARY KEY,
+        hash        TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        role        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        revoked_at  INTEGER
+    ) STRICT;",
 ];

@@ -11,6 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+mod admin_keys;
 mod audit;
 
 /// A SQLite database file. Calls run on tokio's blocking pool, one at a time per store; the proxy
@@ -348,6 +349,7 @@ mod tests {
         crate::conformance::spend_store(&store).await;
         crate::conformance::workflow_store(&store).await;
         crate::conformance::audit_store(&store).await;
+        crate::conformance::admin_key_store(&store).await;
     }
 
     #[tokio::test]

@@ -23,6 +23,9 @@ pub enum Command {
     /// Manage virtual keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage admin keys: the admin API's credentials, each with a role.
+    #[command(subcommand)]
+    AdminKeys(AdminKeysCommand),
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -366,4 +369,33 @@ pub struct RevokeKeyArgs {
     pub config: PathBuf,
     /// The key's public id.
     pub id: String,
+}
+
+/// `moat admin-keys ...`.
+#[derive(Subcommand, Debug)]
+pub enum AdminKeysCommand {
+    /// Create an admin key and print it once.
+    Create(CreateAdminKeyArgs),
+    /// List admin keys (never their secrets).
+    List(ListKeysArgs),
+    /// Revoke an admin key by id; it stops working at once.
+    Revoke(RevokeKeyArgs),
+}
+
+/// `moat admin-keys create`.
+#[derive(Args, Debug)]
+pub struct CreateAdminKeyArgs {
+    /// The config file (its store holds the key).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// `admin` (everything), `security` (audit bodies, verdicts), `auditor` (audit bodies with
+    /// personal data and secrets redacted, verdicts) or `viewer` (metadata only).
+    #[arg(long, value_parser = ["admin", "security", "auditor", "viewer"])]
+    pub role: String,
+    /// Who holds it (a person or a system); shown in lists and in the audit log's read records.
+    #[arg(long)]
+    pub name: String,
+    /// Print `{"id": ..., "key": ..., "role": ..., "name": ...}` on stdout.
+    #[arg(long)]
+    pub json: bool,
 }

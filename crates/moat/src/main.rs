@@ -1,5 +1,6 @@
 //! The `moat` binary: command-line wiring only. Each subcommand lives in its own module.
 
+mod admin_keys;
 mod audit;
 mod cli;
 mod demo;
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Keys(cmd) => keys::run(cmd).await,
+            Command::AdminKeys(cmd) => admin_keys::run(cmd).await,
             Command::Config(ConfigCommand::Check(args)) => serve::check(&args.config),
             Command::Detect(DetectCommand::Replay(args)) => detect::replay(args),
             Command::Detect(DetectCommand::Verdicts(args)) => verdicts::run(args).await,

@@ -93,9 +93,10 @@ pub async fn serve_config(
         .with_workflow_store(store.clone())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?
-        .with_audit_store(store)
+        .with_audit_store(store.clone())
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_admin_key_store(store);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;

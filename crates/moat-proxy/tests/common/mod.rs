@@ -351,3 +351,46 @@ impl Harness {
         h
     }
 }
+
+impl Harness {
+    /// As [`Harness::start_over_store`], with the store's admin keys (`AdminKeyStore`) opening
+    /// the admin API beside `[admin] token`.
+    pub async fn start_with_admin_keys(
+        edit: impl FnOnce(&mut Config),
+        store: Arc<MemoryStore>,
+    ) -> Harness {
+        let sim = SimUpstream::start_with(SimOptions {
+            api_key: Some(UPSTREAM_KEY.into()),
+            ..SimOptions::default()
+        })
+        .await
+        .unwrap();
+        let mut config = config(&sim, closed_port());
+        edit(&mut config);
+        let state = AppState::with_clock(config, store.clone(), Arc::new(SystemClock))
+            .unwrap()
+            .with_workflow_store(store.clone())
+            .await
+            .unwrap()
+            .with_audit_store(store.clone())
+            .await
+            .unwrap()
+            .with_admin_key_store(store.clone());
+        let gateway = Gateway::start(state, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let mut h = Harness {
+            sim,
+            gateway,
+            store,
+            key: String::new(),
+            http,
+        };
+        h.key = h.create_key(KeyScope::default()).await;
+        h
+    }
+}

@@ -1,13 +1,13 @@
-//! The admin API (`/admin/v1/...`): the detector's verdicts, the workflow inventory, spend and
-//! objective incidents, behind the bearer token of `[admin] token`. Without a configured token the admin API does not exist (404); a missing or
-//! wrong token is a 401. The token is compared as SHA-256 digests in constant time (`subtle`,
-//! through `moat_policy::KeyHash`), so neither its content nor its length shows in timings.
+//! The admin API's operational routes: the detector's verdicts, the workflow inventory (read,
+//! register, remove), spend and objective incidents. Who may call each is decided in `mod.rs`
+//! before these run.
 
+use super::{error, Caller};
 use crate::error::json_response;
 use crate::state::AppState;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::response::Response;
-use http::{header, HeaderMap, HeaderValue, StatusCode};
+use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -27,12 +27,9 @@ pub(crate) struct VerdictQuery {
 /// detector has seen, with score, flag, cluster, reasons, evidence and the action it maps to.
 pub(crate) async fn verdicts(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    _guarded: Extension<Caller>,
     query: Result<Query<VerdictQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Some(refusal) = refuse(&state, &headers) {
-        return refusal;
-    }
     let Query(q) = match query {
         Ok(q) => q,
         Err(e) => {
@@ -62,10 +59,10 @@ pub(crate) async fn verdicts(
 
 /// `GET /admin/v1/workflows`: the workflow inventory with labels, limits, budgets, objectives
 /// and the spend of the current windows.
-pub(crate) async fn workflows(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = refuse(&state, &headers) {
-        return refusal;
-    }
+pub(crate) async fn workflows(
+    State(state): State<Arc<AppState>>,
+    _guarded: Extension<Caller>,
+) -> Response {
     let unregistered = state.config.governance.unregistered.as_str();
     json_response(
         StatusCode::OK,
@@ -84,12 +81,9 @@ pub(crate) async fn workflows(State(state): State<Arc<AppState>>, headers: Heade
 pub(crate) async fn put_workflow(
     State(state): State<Arc<AppState>>,
     axum::extract::Path(name): axum::extract::Path<String>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Some(refusal) = refuse(&state, &headers) {
-        return refusal;
-    }
     let Some(store) = state.workflow_store.clone() else {
         return error(StatusCode::CONFLICT, "invalid_request_error", "this gateway has no store for workflows registered at run time; declare them in the config file");
     };
@@ -154,7 +148,7 @@ pub(crate) async fn put_workflow(
             &e.to_string(),
         );
     }
-    tracing::info!(workflow = %name, replaced = existed, "workflow registered through the admin API");
+    tracing::info!(workflow = %name, replaced = existed, admin_key = %caller.id, "workflow registered through the admin API");
     let row = state
         .governance
         .inventory()
@@ -174,11 +168,8 @@ pub(crate) async fn put_workflow(
 pub(crate) async fn delete_workflow(
     State(state): State<Arc<AppState>>,
     axum::extract::Path(name): axum::extract::Path<String>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> Response {
-    if let Some(refusal) = refuse(&state, &headers) {
-        return refusal;
-    }
     if state.governance.inventory.in_config(&name) {
         let message = format!("workflow '{name}' is declared in the config file; remove it there");
         return error(StatusCode::CONFLICT, "invalid_request_error", &message);
@@ -198,7 +189,7 @@ pub(crate) async fn delete_workflow(
         ),
         Ok(true) => match crate::workflows::reload(&state, store.as_ref()).await {
             Ok(_) => {
-                tracing::info!(workflow = %name, "workflow removed through the admin API");
+                tracing::info!(workflow = %name, admin_key = %caller.id, "workflow removed through the admin API");
                 let mut r = Response::new(axum::body::Body::empty());
                 *r.status_mut() = StatusCode::NO_CONTENT;
                 r
@@ -218,10 +209,10 @@ pub(crate) async fn delete_workflow(
 }
 
 /// `GET /admin/v1/spend`: settled spend per key, workflow and account in the current windows.
-pub(crate) async fn spend(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = refuse(&state, &headers) {
-        return refusal;
-    }
+pub(crate) async fn spend(
+    State(state): State<Arc<AppState>>,
+    _guarded: Extension<Caller>,
+) -> Response {
     json_response(
         StatusCode::OK,
         &json!({ "object": "list", "data": state.governance.spend() }),
@@ -230,49 +221,12 @@ pub(crate) async fn spend(State(state): State<Arc<AppState>>, headers: HeaderMap
 
 /// `GET /admin/v1/incidents`: workflow objective violations kept in memory (the last 1000),
 /// oldest first.
-pub(crate) async fn incidents(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = refuse(&state, &headers) {
-        return refusal;
-    }
+pub(crate) async fn incidents(
+    State(state): State<Arc<AppState>>,
+    _guarded: Extension<Caller>,
+) -> Response {
     json_response(
         StatusCode::OK,
         &json!({ "object": "list", "data": state.guardrails.incidents() }),
-    )
-}
-
-/// The refusal of a request without the admin token; `None` lets it through.
-fn refuse(state: &AppState, headers: &HeaderMap) -> Option<Response> {
-    let Some(expected) = &state.admin_token else {
-        // No token configured: the admin API is off, and says nothing about itself.
-        return Some(error(StatusCode::NOT_FOUND, "not_found_error", "not found"));
-    };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    match presented {
-        Some(token) if moat_policy::hash_key(token).matches(expected) => None,
-        _ => {
-            let mut r = error(
-                StatusCode::UNAUTHORIZED,
-                "authentication_error",
-                "missing or invalid admin token: send it as 'Authorization: Bearer <token>'",
-            );
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            Some(r)
-        }
-    }
-}
-
-fn error(status: StatusCode, kind: &str, message: &str) -> Response {
-    json_response(
-        status,
-        &json!({"error": {"message": message, "type": kind, "param": null, "code": null}}),
     )
 }
