@@ -41,6 +41,48 @@ pub enum Command {
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The monthly governance review of a period, from the audit log: inventory, spend,
+    /// detection, incidents, near misses and model drift, against the previous period.
+    Report(ReportArgs),
+}
+
+/// `moat report`.
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The config file (its store holds the audit log; its workflows and budgets are compared).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Start of the period, inclusive: a date (`2026-10-01`, midnight UTC) or RFC 3339.
+    #[arg(long, value_parser = date_or_rfc3339)]
+    pub from: time::OffsetDateTime,
+    /// End of the period, exclusive: a date (`2026-11-01`) or RFC 3339.
+    #[arg(long, value_parser = date_or_rfc3339)]
+    pub to: time::OffsetDateTime,
+    /// `md` (Markdown tables) or `html` (one self-contained page with charts).
+    #[arg(long, value_enum, default_value = "md")]
+    pub format: ReportFormat,
+    /// Write here instead of to stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `moat report --format`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportFormat {
+    /// Markdown.
+    Md,
+    /// Self-contained HTML.
+    Html,
+}
+
+/// A date (midnight UTC) or an RFC 3339 time.
+fn date_or_rfc3339(s: &str) -> Result<time::OffsetDateTime, String> {
+    let date = time::format_description::well_known::Iso8601::DATE;
+    match time::Date::parse(s, &date) {
+        Ok(d) => Ok(d.midnight().assume_utc()),
+        Err(_) => rfc3339(s)
+            .map_err(|_| format!("expected a date such as 2026-10-01 or RFC 3339 time: {s}")),
+    }
 }
 
 /// `moat audit ...`.

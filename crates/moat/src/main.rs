@@ -6,6 +6,7 @@ mod cli;
 mod demo;
 mod detect;
 mod keys;
+mod report;
 mod route;
 mod serve;
 mod verdicts;
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
             Command::Audit(AuditCommand::Export(args)) => audit::export(args).await,
             Command::Audit(AuditCommand::Prune(args)) => audit::prune(args).await,
             Command::Audit(AuditCommand::Checkpoint(args)) => audit::checkpoint(args).await,
+            Command::Report(args) => report::run(args).await,
         }
     });
     match result {
