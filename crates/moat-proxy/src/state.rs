@@ -174,10 +174,13 @@ impl AppState {
         store: Arc<dyn moat_store::AuditStore>,
     ) -> Result<AppState, StateError> {
         if self.config.audit.enabled {
-            let (log, _task) =
-                crate::audit::AuditLog::start(Arc::clone(&store), self.config.audit.clone())
-                    .await
-                    .map_err(StateError::Audit)?;
+            let (log, _task) = crate::audit::AuditLog::start(
+                Arc::clone(&store),
+                self.config.audit.clone(),
+                Arc::clone(&self.clock),
+            )
+            .await
+            .map_err(StateError::Audit)?;
             self.audit = Some(log);
             self.audit_store = Some(store);
         }

@@ -175,3 +175,53 @@ async fn batch_records_are_written_within_the_interval_and_the_chain_continues_a
     assert_eq!(all[3].prev_hash, all[2].hash);
     assert!(verify(all, None).is_ok());
 }
+
+#[tokio::test]
+async fn the_gateway_applies_retention_behind_a_signed_checkpoint_and_the_rest_verifies() {
+    use moat_audit::{Anchor, Checkpoint};
+    use moat_core::ManualClock;
+    const KEY: &str = "retention-key-0123456789abcdef0123";
+    const HOUR: i64 = 3_600_000;
+    let t0 = 1_780_000_000_000;
+    let clock = Arc::new(ManualClock::new(t0));
+    let store = Arc::new(MemoryStore::new());
+    let edit = |c: &mut moat_config::Config| {
+        c.audit.retention = Some(std::time::Duration::from_secs(3600));
+        c.audit.checkpoint_key = Some(moat_core::Secret::new(KEY.into()));
+    };
+    let h = Harness::start_over_store(edit, clock.clone(), store.clone()).await;
+    let ask =
+        json!({"model": "gpt", "max_tokens": 2, "messages": [{"role": "user", "content": "old"}]});
+    for _ in 0..4 {
+        json_of(h.openai("/v1/chat/completions", &ask).await).await;
+    }
+    h.gateway.shutdown().await.unwrap();
+    assert_eq!(records(&store).await.len(), 4);
+
+    // Two hours later a gateway starts on the same store: its retention run drops the records
+    // older than an hour, keeping the newest so the chain has a head to continue.
+    clock.advance_ms(2 * HOUR);
+    let h = Harness::start_over_store(edit, clock.clone(), store.clone()).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.audit_checkpoints().await.unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "retention never ran");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let checkpoint: Checkpoint =
+        serde_json::from_str(&store.audit_checkpoints().await.unwrap()[0].json).unwrap();
+    assert!(checkpoint.verify(KEY.as_bytes()));
+    let kept = records(&store).await;
+    assert_eq!(checkpoint.seq, 3);
+    assert_eq!(kept.iter().map(|r| r.seq).collect::<Vec<_>>(), [4]);
+    // New requests continue the chain, and everything kept verifies from the checkpoint.
+    json_of(h.openai("/v1/chat/completions", &ask).await).await;
+    h.gateway.shutdown().await.unwrap();
+    let kept = records(&store).await;
+    assert_eq!(kept.len(), 2);
+    let anchor = Anchor {
+        checkpoint: &checkpoint,
+        key: Some(KEY.as_bytes()),
+    };
+    let report = verify(kept, Some(anchor));
+    assert!(report.is_ok(), "{:?}", report.first_bad);
+}

@@ -6,7 +6,7 @@ use crate::serve::{load_config, open_store};
 use anyhow::{bail, Context};
 use moat_audit::{verify_fallible, Anchor, AuditRecord, Checkpoint};
 use moat_core::Clock;
-use moat_store::{AuditQuery, AuditStore, SqliteStore, StoredCheckpoint};
+use moat_store::{AuditQuery, AuditStore, SqliteStore};
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,13 +19,7 @@ const PAGE: usize = 1_000;
 pub async fn verify(args: AuditVerifyArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config)?;
     let store = Arc::new(open_store(&config)?);
-    let checkpoint = match store.audit_checkpoints().await?.last() {
-        Some(c) => Some(
-            serde_json::from_str::<Checkpoint>(&c.json)
-                .with_context(|| format!("checkpoint at seq {} is unreadable", c.seq))?,
-        ),
-        None => None,
-    };
+    let checkpoint = latest_checkpoint(&store).await?;
     let key = config
         .audit
         .checkpoint_key
@@ -123,120 +117,37 @@ pub async fn export(args: AuditExportArgs) -> anyhow::Result<ExitCode> {
 
 /// `moat audit prune`: drops the longest run of oldest records made before the cutoff (or up to
 /// `--through-seq`), after checking that run's chain, behind a checkpoint signed with
-/// `audit.checkpoint_key`.
+/// `audit.checkpoint_key` (what a running gateway also does every hour with `audit.retention`).
 pub async fn prune(args: AuditPruneArgs) -> anyhow::Result<ExitCode> {
+    use moat_proxy::audit::retention::{self, Cut, Pruned};
     let config = load_config(&args.config)?;
     let Some(key) = config.audit.checkpoint_key.as_ref() else {
         bail!("audit.checkpoint_key is not set: retention needs a key to sign its checkpoint");
     };
-    let key = key.expose().as_bytes().to_vec();
     let now = moat_core::SystemClock.now_ms();
-    let cutoff = match (args.before, args.through_seq, config.audit.retention) {
-        (Some(t), _, _) => Some(ms(t)),
-        (None, Some(_), _) => None,
+    let cut = match (args.before, args.through_seq, config.audit.retention) {
+        (Some(t), _, _) => Cut::Before(ms(t)),
+        (None, Some(seq), _) => Cut::ThroughSeq(seq),
         (None, None, Some(keep)) => {
-            Some(now.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX)))
+            Cut::Before(now.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX)))
         }
         (None, None, None) => {
             bail!("nothing to prune by: give --before or --through-seq, or set audit.retention")
         }
     };
     let store = open_store(&config)?;
-    let Some(bounds) = store.audit_bounds().await? else {
-        println!("the audit log is empty; nothing pruned");
-        return Ok(ExitCode::SUCCESS);
-    };
-    let anchor = latest_checkpoint(&store).await?;
-    // Walk the oldest records, checking their chain, up to the last one to drop.
-    let mut chain_ok = moat_audit::verify(std::iter::empty(), None);
-    let mut prefix: Vec<AuditRecord> = Vec::new();
-    let mut last: Option<AuditRecord> = None;
-    let mut from = bounds.first_seq;
-    'pages: while from <= bounds.last_seq {
-        let page = store.audit_range(from, bounds.last_seq, PAGE).await?;
-        let Some(page_last) = page.last().map(|r| r.seq) else {
-            break;
-        };
-        for row in page {
-            let record: AuditRecord = serde_json::from_str(&row.json)
-                .with_context(|| format!("record {} is not an audit record", row.seq))?;
-            let keep = match (cutoff, args.through_seq) {
-                (Some(c), _) => record.ts_ms >= c,
-                (None, Some(s)) => record.seq > s,
-                (None, None) => true,
-            };
-            if keep {
-                break 'pages;
-            }
-            prefix.push(record.clone());
-            last = Some(record);
-            // Verify in pages, so the memory held stays bounded.
-            if prefix.len() >= PAGE {
-                chain_ok = check(&prefix, anchor.as_ref(), &key, chain_ok)?;
-                prefix.clear();
-            }
-        }
-        from = page_last + 1;
-    }
-    chain_ok = check(&prefix, anchor.as_ref(), &key, chain_ok)?;
-    let Some(last) = last else {
-        println!("no record is old enough; nothing pruned");
-        return Ok(ExitCode::SUCCESS);
-    };
-    if last.seq == bounds.last_seq {
-        bail!("pruning would drop every record, head included; keep at least the last one");
-    }
-    let checkpoint = Checkpoint::covering(&last, now, &key);
-    let stored = StoredCheckpoint {
-        seq: checkpoint.seq,
-        hash: checkpoint.hash.clone(),
-        ts_ms: checkpoint.ts_ms,
-        json: serde_json::to_string(&checkpoint)?,
-    };
-    let dropped = store.drop_audit_through(&stored).await?;
-    println!(
-        "pruned {dropped} records through seq {} ({} checked); checkpoint {}",
-        last.seq, chain_ok.checked, stored.json
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Verifies `records` continuing the chain checked so far; an error if it breaks, since a
-/// checkpoint must never vouch for a broken log.
-fn check(
-    records: &[AuditRecord],
-    anchor: Option<&Checkpoint>,
-    key: &[u8],
-    so_far: moat_audit::Report,
-) -> anyhow::Result<moat_audit::Report> {
-    if records.is_empty() {
-        return Ok(so_far);
-    }
-    let report = match &so_far.head {
-        // Continue from the last page's head, as if it were a checkpoint.
-        Some(head) => {
-            let resume = Checkpoint::new(head.seq, head.hash.clone(), 0, key);
-            let anchor = Anchor {
-                checkpoint: &resume,
-                key: Some(key),
-            };
-            moat_audit::verify(records.iter().cloned(), Some(anchor))
-        }
-        None => moat_audit::verify(
-            records.iter().cloned(),
-            anchor.map(|c| Anchor {
-                checkpoint: c,
-                key: Some(key),
-            }),
+    match retention::prune(&store, key.expose().as_bytes(), cut, now).await? {
+        Pruned::Nothing => println!("nothing old enough to prune"),
+        Pruned::Dropped {
+            count,
+            through,
+            checked,
+            checkpoint,
+        } => println!(
+            "pruned {count} records through seq {through} ({checked} checked); checkpoint {checkpoint}"
         ),
-    };
-    if let Some(bad) = &report.first_bad {
-        bail!("the records to prune do not verify ({bad}); nothing pruned");
     }
-    Ok(moat_audit::Report {
-        checked: so_far.checked + report.checked,
-        ..report
-    })
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `moat audit checkpoint`: the head, signed now, and optionally the stored checkpoints.

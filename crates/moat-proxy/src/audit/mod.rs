@@ -12,6 +12,7 @@
 //! batch kept; nothing is dropped.
 
 mod record;
+pub mod retention;
 
 pub(crate) use record::{build, keeps_bodies, AuditInput};
 pub use record::{Capture, CAPTURE_MAX};
@@ -35,20 +36,35 @@ struct Job {
 pub struct AuditLog {
     tx: mpsc::Sender<Job>,
     config: AuditConfig,
+    /// Stops the retention task when the log goes.
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 impl AuditLog {
-    /// Continues the chain where `store` ends and starts the writer task. The task ends when
+    /// Continues the chain where `store` ends and starts the writer task (and, with
+    /// `audit.retention` and `audit.checkpoint_key`, the retention task). The writer ends when
     /// every `AuditLog` handle is dropped and the queue is drained.
     pub async fn start(
         store: Arc<dyn AuditStore>,
         config: AuditConfig,
+        clock: Arc<dyn moat_core::Clock>,
     ) -> Result<(Arc<AuditLog>, JoinHandle<()>), StoreError> {
         let chain = match store.audit_tail().await? {
             Some(tail) => Chain::resume(tail.seq, tail.hash),
             None => Chain::start(),
         };
         let (tx, rx) = mpsc::channel(config.queue);
+        let stop = tokio_util::sync::CancellationToken::new();
+        if let (Some(keep), Some(key)) = (config.retention, &config.checkpoint_key) {
+            let key = key.expose().as_bytes().to_vec();
+            retention::spawn(Arc::clone(&store), key, keep, clock, stop.clone());
+        }
         let task = tokio::spawn(write_loop(
             rx,
             store,
@@ -56,7 +72,7 @@ impl AuditLog {
             config.flush_interval,
             config.batch_max,
         ));
-        Ok((Arc::new(AuditLog { tx, config }), task))
+        Ok((Arc::new(AuditLog { tx, config, stop }), task))
     }
 
     /// The audit settings.
