@@ -323,6 +323,8 @@ struct Relay {
     output_estimate: u64,
     /// What the client received, for the audit record (when the audit log keeps bodies).
     capture: Option<crate::audit::Capture>,
+    /// Whether the record has been finished (settled and handed to the audit log).
+    closed: bool,
     record: RequestRecord,
 }
 
@@ -405,6 +407,7 @@ fn relay(response: http::Response<Incoming>, ctx: &RelayContext) -> Relay {
         metering: Metering::Undecided,
         output_estimate: 0,
         capture: None,
+        closed: false,
         record: RequestRecord::detached(),
     }
 }
@@ -447,39 +450,64 @@ impl Relay {
 
     async fn produce_frame(&mut self) -> Option<Bytes> {
         loop {
-            // Everything one upstream read produced goes out as one body chunk: one write to the
-            // client instead of one per event.
-            match self.out.len() {
-                0 => {}
-                1 => return self.out.pop_front(),
-                _ => {
-                    let mut joined = BytesMut::with_capacity(self.out.iter().map(Bytes::len).sum());
-                    for frame in self.out.drain(..) {
-                        joined.extend_from_slice(&frame);
+            if self.finished && !self.closed {
+                self.close().await;
+            }
+            // In `sync` durability the answer's last frames (its terminator among them) wait
+            // for the record's commit: a client that saw the end of its answer has its record.
+            let hold_tail = !self.closed && self.observer.completed() && self.audit_is_sync();
+            if !hold_tail {
+                // Everything one upstream read produced goes out as one body chunk: one write
+                // to the client instead of one per event.
+                match self.out.len() {
+                    0 => {}
+                    1 => return self.out.pop_front(),
+                    _ => {
+                        let mut joined =
+                            BytesMut::with_capacity(self.out.iter().map(Bytes::len).sum());
+                        for frame in self.out.drain(..) {
+                            joined.extend_from_slice(&frame);
+                        }
+                        return Some(joined.freeze());
                     }
-                    return Some(joined.freeze());
                 }
             }
             if self.finished {
-                let usage = self.observer.usage();
-                if let Some(settlement) = self.record.settlement.as_mut() {
-                    // Usage is final once the answer's stop reason (Anthropic's and Responses'
-                    // usage ride with it, OpenAI's usage chunk follows it) or its end was seen.
-                    let ended = self.observer.completed() || self.observer.stop_reason().is_some();
-                    settlement.final_usage(usage.is_some() && ended);
-                }
-                if let Some(c) = self.capture.take() {
-                    c.finish_into(&mut self.record.audit_input);
-                }
-                self.record.finish(200, usage, self.error);
-                // `audit.durability = "sync"`: the stream ends only once its record is committed.
-                if let Some(ack) = self.record.audit_ack.take() {
-                    let _ = ack.await;
-                }
                 return None;
             }
             self.pull().await;
         }
+    }
+
+    /// The answer is over: settles its usage, limits and budget and writes its audit record
+    /// (with what the client received, the frames still to go included), waiting for the
+    /// commit in `sync` durability.
+    async fn close(&mut self) {
+        self.closed = true;
+        let usage = self.observer.usage();
+        if let Some(settlement) = self.record.settlement.as_mut() {
+            // Usage is final once the answer's stop reason (Anthropic's and Responses' usage
+            // ride with it, OpenAI's usage chunk follows it) or its end was seen.
+            let ended = self.observer.completed() || self.observer.stop_reason().is_some();
+            settlement.final_usage(usage.is_some() && ended);
+        }
+        if let Some(mut c) = self.capture.take() {
+            for frame in &self.out {
+                c.push(frame);
+            }
+            c.finish_into(&mut self.record.audit_input);
+        }
+        self.record.finish(200, usage, self.error);
+        if let Some(ack) = self.record.audit_ack.take() {
+            let _ = ack.await;
+        }
+    }
+
+    fn audit_is_sync(&self) -> bool {
+        self.record
+            .audit
+            .as_ref()
+            .is_some_and(|a| a.config().durability == moat_config::Durability::Sync)
     }
 
     /// Waits for upstream bytes, sending keep-alive comments through long silences, and turns what
