@@ -7,21 +7,27 @@
 //! last byte of the answer; tokio's timer fires up to ~1 ms late, so measuring from the due time would
 //! bury sub-millisecond differences in timer jitter. Phases alternate direct / through-gateway for several rounds, so both see
 //! the same machine conditions; the report gives percentiles of each and their difference.
+//!
+//! Besides `direct`, `bare` and `gateway` (no audit log), the targets `governed` (every governance
+//! stage on) and `audit-batch` / `audit-sync` (an audit log on a SQLite file of its own, written
+//! in batches or committed before each response completes) are gateways in the same process.
 
 mod bare;
 
 use clap::Parser;
 use hdrhistogram::Histogram;
 use moat_config::{
-    Config, KeysConfig, ModelConfig, ProviderConfig, ServerConfig, StoreConfig, TargetConfig,
+    Config, Durability, KeysConfig, ModelConfig, ProviderConfig, ServerConfig, StoreConfig,
+    TargetConfig,
 };
 use moat_core::{Protocol, Secret};
 use moat_policy::generate_key;
 use moat_proxy::{AppState, Gateway};
-use moat_store::{KeyStore, MemoryStore};
+use moat_store::{AuditStore, KeyStore, MemoryStore, SqliteStore};
 use moat_testkit::{SimOptions, SimUpstream};
 use serde_json::json;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,6 +55,8 @@ struct Args {
     /// Which targets to measure, in order; the first is the baseline the others are compared with.
     /// `governed` is a second gateway with limits, budgets, a registered workflow and routing
     /// rules on (none of which refuses): compared with `gateway`, it prices the governance stages.
+    /// `audit-batch` and `audit-sync` are the default gateway with an audit log on a SQLite file
+    /// (`audit.durability` batch or sync): compared with `gateway`, they price the audit record.
     #[arg(long, value_delimiter = ',', default_value = "direct,bare,gateway")]
     targets: Vec<String>,
     /// Log filter for the gateway (`info` logs every request, as `moat serve` does by default).
@@ -82,9 +90,28 @@ fn main() -> anyhow::Result<()> {
     let mut governed_record = governed_key.record("bench", 0);
     governed_record.workflow = Some("bench-agent".into());
     gw_rt.block_on(store.insert_key(&governed_record))?;
-    let governed_state = AppState::new(governed(config(&sim)), store)?;
+    let governed_state = AppState::new(governed(config(&sim)), store.clone())?;
     let governed_gateway =
         gw_rt.block_on(Gateway::start(governed_state, "127.0.0.1:0".parse()?))?;
+    // Audited gateways only when asked for: each writes a store file.
+    let audit_dir = std::env::temp_dir().join(format!("moat-bench-{}", std::process::id()));
+    let mut audited = Vec::new();
+    for (name, durability) in [
+        ("audit-batch", Durability::Batch),
+        ("audit-sync", Durability::Sync),
+    ] {
+        if args.targets.iter().any(|t| t == name) {
+            std::fs::create_dir_all(&audit_dir)?;
+            let path = audit_dir.join(format!("{name}.db"));
+            let gateway = gw_rt.block_on(start_audited(
+                config(&sim),
+                store.clone(),
+                durability,
+                &path,
+            ))?;
+            audited.push((name, gateway, path));
+        }
+    }
 
     let (model_direct, model_gateway) = if args.translate {
         ("sim-claude", "claude")
@@ -148,6 +175,14 @@ fn main() -> anyhow::Result<()> {
         body: body(model_gateway),
     };
     let mut all = vec![direct, bare, via, governed];
+    for (name, (gateway, _), _) in &audited {
+        all.push(Target {
+            name,
+            url: format!("http://{}/v1/chat/completions", gateway.addr()),
+            key: key.key.expose().clone(),
+            body: body(model_gateway),
+        });
+    }
     let mut chosen = Vec::new();
     for name in &args.targets {
         let i = all
@@ -160,8 +195,56 @@ fn main() -> anyhow::Result<()> {
     println!("{report}");
     gw_rt.block_on(gateway.shutdown())?;
     gw_rt.block_on(governed_gateway.shutdown())?;
+    // Shutting down flushes each audit log; dropping the runtime ends its writer task, and the
+    // last handle on a store closes it (SQLite folds the WAL into the file), so the file's size
+    // is what the records take.
+    let mut counts = Vec::new();
+    for (name, (gateway, audit), path) in audited {
+        gw_rt.block_on(gateway.shutdown())?;
+        let records = gw_rt.block_on(audit.audit_bounds())?.map_or(0, |b| b.count);
+        counts.push((name, records, path));
+    }
+    drop(gw_rt);
+    for (name, records, path) in &counts {
+        println!("{}", store_size(name, *records, path)?);
+    }
+    if !counts.is_empty() {
+        std::fs::remove_dir_all(&audit_dir)?;
+    }
     drop(sim);
     Ok(())
+}
+
+/// The default gateway with an audit log of `durability` on the SQLite file `path`; the store
+/// handle is returned so the records can be counted afterwards.
+async fn start_audited(
+    mut config: Config,
+    keys: Arc<MemoryStore>,
+    durability: Durability,
+    path: &Path,
+) -> anyhow::Result<(Gateway, Arc<SqliteStore>)> {
+    config.audit.durability = durability;
+    let audit = Arc::new(SqliteStore::open(path)?);
+    let state = AppState::new(config, keys)?
+        .with_audit_store(audit.clone())
+        .await?;
+    Ok((Gateway::start(state, "127.0.0.1:0".parse()?).await?, audit))
+}
+
+/// One line on how much store `records` audit records took in `path` (no WAL left beside it
+/// once the store is closed; if one is, it is counted too).
+fn store_size(name: &str, records: u64, path: &Path) -> anyhow::Result<String> {
+    let mut bytes = std::fs::metadata(path)?.len();
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if let Ok(m) = std::fs::metadata(&wal) {
+        bytes += m.len();
+    }
+    Ok(format!(
+        "{name}: {records} records, store {:.1} MB, {} bytes per record",
+        bytes as f64 / 1e6,
+        bytes.checked_div(records).unwrap_or(0)
+    ))
 }
 
 fn runtime(threads: usize, name: &str) -> std::io::Result<tokio::runtime::Runtime> {
@@ -333,7 +416,7 @@ async fn run(args: &Args, targets: &[Target]) -> anyhow::Result<String> {
             let (h, errors, sent) =
                 phase(&client, t, args.rate, Duration::from_secs(args.seconds)).await?;
             eprintln!(
-                "round {} {:<8} p50 {:>7.1} us  p99 {:>8.1} us  errors {errors}",
+                "round {} {:<11} p50 {:>7.1} us  p99 {:>8.1} us  errors {errors}",
                 round + 1,
                 t.name,
                 h.value_at_quantile(0.5) as f64,
@@ -414,13 +497,13 @@ fn render(tallies: &[(&str, &Tally)]) -> String {
     const QUANTILES: [(&str, f64); 4] =
         [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999)];
     let mut out = format!(
-        "\n{:<8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}\n",
+        "\n{:<11} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}\n",
         "", "p50 us", "p90 us", "p99 us", "p99.9 us", "max us", "sent", "errors"
     );
     for (name, t) in tallies {
         let h = &t.latencies;
         out.push_str(&format!(
-            "{:<8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}\n",
+            "{:<11} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}\n",
             name,
             h.value_at_quantile(0.5),
             h.value_at_quantile(0.9),
