@@ -6,9 +6,8 @@ use crate::cli::{ReportArgs, ReportFormat};
 use crate::serve::{load_config, open_store};
 use anyhow::{bail, Context};
 use moat_audit::AuditRecord;
-use moat_config::Config;
 use moat_report::{Builder, Period, ReportConfig};
-use moat_store::{AuditQuery, AuditStore, SqliteStore, WorkflowStore};
+use moat_store::{AuditQuery, AuditStore};
 use std::process::ExitCode;
 
 /// Records read per page.
@@ -23,7 +22,7 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     };
     let mut config = load_config(&args.config)?;
     let store = open_store(&config)?;
-    add_stored_workflows(&mut config, &store).await?;
+    crate::route::add_stored(&mut config, &store).await?;
     let mut builder = Builder::new(ReportConfig::from_config(&config), period);
     let span = builder.span();
     let mut query = AuditQuery::new(PAGE);
@@ -57,27 +56,6 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         None => print!("{text}"),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Adds the store's valid workflows the config file does not declare, as a gateway on this
-/// store would see them (invalid ones are left out with a warning).
-async fn add_stored_workflows(config: &mut Config, store: &SqliteStore) -> anyhow::Result<()> {
-    let mut stored = store.list_workflows().await?;
-    stored.sort_by(|a, b| a.name.cmp(&b.name));
-    for spec in stored {
-        if config.workflow(&spec.name).is_some() {
-            continue;
-        }
-        match spec.to_config() {
-            Ok(w) => config.workflows.push(w),
-            Err(problems) => eprintln!(
-                "warning: stored workflow {} is invalid and left out: {}",
-                spec.name,
-                problems.join("; ")
-            ),
-        }
-    }
-    Ok(())
 }
 
 fn ms(t: time::OffsetDateTime) -> i64 {

@@ -382,7 +382,7 @@ pub async fn remove(args: RemoveWorkflowArgs) -> anyhow::Result<ExitCode> {
 
 /// Appends the store's valid workflows that the config file does not declare (what a gateway
 /// on this store would use), after the config file's.
-async fn add_stored(config: &mut Config, store: &SqliteStore) -> anyhow::Result<()> {
+pub(crate) async fn add_stored(config: &mut Config, store: &SqliteStore) -> anyhow::Result<()> {
     let mut stored = store.list_workflows().await?;
     stored.sort_by(|a, b| a.name.cmp(&b.name));
     for spec in stored {
