@@ -124,6 +124,17 @@ impl Harness {
         edit: impl FnOnce(&mut Config),
         clock: Arc<dyn Clock>,
     ) -> Harness {
+        Self::launch(edit, clock, Arc::new(MemoryStore::new()), Stores::KeysOnly).await
+    }
+
+    /// Starts the sim and a gateway over `store`, attaching the stores `stores` names, and
+    /// creates the default key.
+    async fn launch(
+        edit: impl FnOnce(&mut Config),
+        clock: Arc<dyn Clock>,
+        store: Arc<MemoryStore>,
+        stores: Stores,
+    ) -> Harness {
         let sim = SimUpstream::start_with(SimOptions {
             api_key: Some(UPSTREAM_KEY.into()),
             ..SimOptions::default()
@@ -132,8 +143,22 @@ impl Harness {
         .unwrap();
         let mut config = config(&sim, closed_port());
         edit(&mut config);
-        let store = Arc::new(MemoryStore::new());
-        let state = AppState::with_clock(config, store.clone(), clock).unwrap();
+        let mut state = AppState::with_clock(config, store.clone(), clock).unwrap();
+        if stores == Stores::Persistent {
+            state = state.with_spend_store(store.clone()).await.unwrap();
+        }
+        if stores != Stores::KeysOnly {
+            state = state
+                .with_workflow_store(store.clone())
+                .await
+                .unwrap()
+                .with_audit_store(store.clone())
+                .await
+                .unwrap();
+        }
+        if stores == Stores::AdminKeys {
+            state = state.with_admin_key_store(store.clone());
+        }
         let gateway = Gateway::start(state, "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
@@ -314,41 +339,7 @@ impl Harness {
         clock: Arc<dyn Clock>,
         store: Arc<MemoryStore>,
     ) -> Harness {
-        let sim = SimUpstream::start_with(SimOptions {
-            api_key: Some(UPSTREAM_KEY.into()),
-            ..SimOptions::default()
-        })
-        .await
-        .unwrap();
-        let mut config = config(&sim, closed_port());
-        edit(&mut config);
-        let state = AppState::with_clock(config, store.clone(), clock)
-            .unwrap()
-            .with_spend_store(store.clone())
-            .await
-            .unwrap()
-            .with_workflow_store(store.clone())
-            .await
-            .unwrap()
-            .with_audit_store(store.clone())
-            .await
-            .unwrap();
-        let gateway = Gateway::start(state, "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap();
-        let mut h = Harness {
-            sim,
-            gateway,
-            store,
-            key: String::new(),
-            http,
-        };
-        h.key = h.create_key(KeyScope::default()).await;
-        h
+        Self::launch(edit, clock, store, Stores::Persistent).await
     }
 }
 
@@ -359,38 +350,17 @@ impl Harness {
         edit: impl FnOnce(&mut Config),
         store: Arc<MemoryStore>,
     ) -> Harness {
-        let sim = SimUpstream::start_with(SimOptions {
-            api_key: Some(UPSTREAM_KEY.into()),
-            ..SimOptions::default()
-        })
-        .await
-        .unwrap();
-        let mut config = config(&sim, closed_port());
-        edit(&mut config);
-        let state = AppState::with_clock(config, store.clone(), Arc::new(SystemClock))
-            .unwrap()
-            .with_workflow_store(store.clone())
-            .await
-            .unwrap()
-            .with_audit_store(store.clone())
-            .await
-            .unwrap()
-            .with_admin_key_store(store.clone());
-        let gateway = Gateway::start(state, "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap();
-        let mut h = Harness {
-            sim,
-            gateway,
-            store,
-            key: String::new(),
-            http,
-        };
-        h.key = h.create_key(KeyScope::default()).await;
-        h
+        Self::launch(edit, Arc::new(SystemClock), store, Stores::AdminKeys).await
     }
+}
+
+/// Which stores a harness gateway keeps beyond its keys.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stores {
+    /// Keys only: spend, run-time workflows and the audit log in memory or off.
+    KeysOnly,
+    /// Spend, workflows and the audit log in the store too: a restart over it continues them.
+    Persistent,
+    /// Workflows, the audit log and admin keys in the store.
+    AdminKeys,
 }
