@@ -103,6 +103,37 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 const KEY_COLUMNS: &str =
     "id, hash, account, workflow, models, cidrs, created_at, expires_at, revoked_at";
 
+/// The row `sql` (with `?1` = `id`) selects, read by `from_row`.
+fn one_row<T>(
+    conn: &Connection,
+    sql: &str,
+    id: &str,
+    from_row: fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let row = stmt.query_row([id], |row| Ok(from_row(row))).optional()?;
+    row.transpose()
+}
+
+/// Every row `sql` selects, read by `from_row`.
+fn all_rows<T>(
+    conn: &Connection,
+    sql: &str,
+    from_row: fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map([], |row| Ok(from_row(row)))?;
+    rows.map(|r| r.map_err(StoreError::from).and_then(|k| k))
+        .collect()
+}
+
+/// Marks the key `id` of `table` (`keys` or `admin_keys`) revoked at `at`, keeping an earlier
+/// revocation; false if there is no such key.
+fn revoke(conn: &Connection, table: &'static str, id: &str, at: i64) -> Result<bool, StoreError> {
+    let sql = format!("UPDATE {table} SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1");
+    Ok(conn.execute(&sql, params![id, at])? > 0)
+}
+
 fn key_from_row(row: &rusqlite::Row<'_>) -> Result<KeyRecord, StoreError> {
     let id: String = row.get(0)?;
     let corrupt = |reason: &str| StoreError::Corrupt {
@@ -167,38 +198,24 @@ impl KeyStore for SqliteStore {
     async fn get_key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
         let id = id.to_string();
         self.with_conn(move |conn| {
-            let mut stmt =
-                conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1"))?;
-            let row = stmt
-                .query_row([&id], |row| Ok(key_from_row(row)))
-                .optional()?;
-            row.transpose()
+            let sql = format!("SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1");
+            one_row(conn, &sql, &id, key_from_row)
         })
         .await
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         self.with_conn(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {KEY_COLUMNS} FROM keys ORDER BY created_at, id"
-            ))?;
-            let rows = stmt.query_map([], |row| Ok(key_from_row(row)))?;
-            rows.map(|r| r.map_err(StoreError::from).and_then(|k| k))
-                .collect()
+            let sql = format!("SELECT {KEY_COLUMNS} FROM keys ORDER BY created_at, id");
+            all_rows(conn, &sql, key_from_row)
         })
         .await
     }
 
     async fn revoke_key(&self, id: &str, at: i64) -> Result<bool, StoreError> {
         let id = id.to_string();
-        self.with_conn(move |conn| {
-            let found = conn.execute(
-                "UPDATE keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
-                params![id, at],
-            )?;
-            Ok(found > 0)
-        })
-        .await
+        self.with_conn(move |conn| revoke(conn, "keys", &id, at))
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

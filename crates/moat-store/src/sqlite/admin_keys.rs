@@ -4,7 +4,7 @@ use super::SqliteStore;
 use crate::{AdminKeyRecord, AdminKeyStore, AdminRole, StoreError};
 use async_trait::async_trait;
 use moat_policy::KeyHash;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
 const COLUMNS: &str = "id, hash, name, role, created_at, revoked_at";
 
@@ -36,36 +36,24 @@ impl AdminKeyStore for SqliteStore {
     async fn get_admin_key(&self, id: &str) -> Result<Option<AdminKeyRecord>, StoreError> {
         let id = id.to_string();
         self.with_conn(move |conn| {
-            let mut stmt =
-                conn.prepare_cached(&format!("SELECT {COLUMNS} FROM admin_keys WHERE id = ?1"))?;
-            let row = stmt.query_row([&id], |row| Ok(from_row(row))).optional()?;
-            row.transpose()
+            let sql = format!("SELECT {COLUMNS} FROM admin_keys WHERE id = ?1");
+            super::one_row(conn, &sql, &id, from_row)
         })
         .await
     }
 
     async fn list_admin_keys(&self) -> Result<Vec<AdminKeyRecord>, StoreError> {
         self.with_conn(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM admin_keys ORDER BY created_at, id"
-            ))?;
-            let rows = stmt.query_map([], |row| Ok(from_row(row)))?;
-            rows.map(|r| r.map_err(StoreError::from).and_then(|k| k))
-                .collect()
+            let sql = format!("SELECT {COLUMNS} FROM admin_keys ORDER BY created_at, id");
+            super::all_rows(conn, &sql, from_row)
         })
         .await
     }
 
     async fn revoke_admin_key(&self, id: &str, at: i64) -> Result<bool, StoreError> {
         let id = id.to_string();
-        self.with_conn(move |conn| {
-            let found = conn.execute(
-                "UPDATE admin_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
-                params![id, at],
-            )?;
-            Ok(found > 0)
-        })
-        .await
+        self.with_conn(move |conn| super::revoke(conn, "admin_keys", &id, at))
+            .await
     }
 }
 
