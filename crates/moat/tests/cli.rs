@@ -2,18 +2,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::{audit_verify, moat};
 use moat_testkit::SimUpstream;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn moat() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_moat"));
-    c.env("MOAT_LOG", "info").env_remove("MOAT_LOG_FORMAT");
-    c
-}
 
 fn write_config(dir: &Path, openai_url: &str) -> std::path::PathBuf {
     let path = dir.join("moat.toml");
@@ -729,19 +726,6 @@ fn workflows_are_added_listed_explained_and_removed_in_the_store() {
         out.contains("result: refused: the key has no registered workflow"),
         "{out}"
     );
-}
-
-/// Runs `moat audit verify` on `config`: (success, stdout).
-fn audit_verify(config: &Path) -> (bool, String) {
-    let out = moat()
-        .args(["audit", "verify", "--config"])
-        .arg(config)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
 }
 
 /// A copy of the store (`keys.db`) under `dir/name/`, with a config pointing at it, tampered

@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::{audit_verify, moat};
 use moat_testkit::{SimOptions, SimUpstream};
 use serde_json::Value;
 use std::collections::{HashSet, VecDeque};
@@ -349,12 +352,6 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-fn moat() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_moat"));
-    c.env("MOAT_LOG", "info").env_remove("MOAT_LOG_FORMAT");
-    c
-}
-
 fn write_config(dir: &Path, openai_url: &str, durability: &str) -> std::path::PathBuf {
     let path = dir.join("moat.toml");
     std::fs::write(
@@ -491,19 +488,6 @@ async fn terminate(mut serve: Serve) {
         status.success(),
         "moat serve exited with {status} on SIGTERM"
     );
-}
-
-/// Runs `moat audit verify` on `config`: (success, stdout).
-fn audit_verify(config: &Path) -> (bool, String) {
-    let out = moat()
-        .args(["audit", "verify", "--config"])
-        .arg(config)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
 }
 
 /// Count and bounds of the stored seqs.
