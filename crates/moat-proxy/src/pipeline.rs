@@ -126,13 +126,16 @@ async fn run(
     let key = state.keys.authenticate(presented).await?;
     record.key_id = Some(key.id.clone());
     record.account = Some(key.account.clone());
+    // The key's workflow as registered now: one snapshot for the whole request.
+    let registered = key
+        .workflow
+        .as_deref()
+        .and_then(|w| state.governance.workflow(w));
     if let Some(log) = &state.audit {
         // Bodies are kept by the key's workflow's sensitivity (unregistered: internal).
-        let workflow = key
-            .workflow
+        let sensitivity = registered
             .as_deref()
-            .and_then(|w| state.governance.workflow(w));
-        let sensitivity = workflow.map_or(Default::default(), |w| w.sensitivity);
+            .map_or(Default::default(), |w| w.sensitivity);
         record.audit_input.policy = Some(log.config().bodies.for_sensitivity(sensitivity));
     }
 
@@ -188,7 +191,6 @@ async fn run(
 
     // 6. Policy: the workflow inventory and the routing rules.
     let governance = &state.governance;
-    let registered = key.workflow.as_deref().and_then(|w| governance.workflow(w));
     let workflow = registered.as_deref();
 
     record.workflow = workflow.map(|w| w.name.clone());
