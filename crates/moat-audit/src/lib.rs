@@ -2,8 +2,8 @@
 //! checkpoints for retention, and redaction of personal data and secrets. Pure: no I/O, time
 //! injected (every timestamp is an argument).
 //!
-//! - [`record`]: [`AuditRecord`], one per request answered (allowed or refused) and per read of
-//!   audit bodies; [`Body`] keeps a body in full, as a digest, or not at all.
+//! - [`record`]: [`AuditRecord`], one per request answered (allowed or refused), per read of
+//!   audit bodies and per incident (breaker transitions, objective violations); [`Body`] keeps a body in full, as a digest, or not at all.
 //! - [`chain`]: how a record's hash is computed; [`Chain`] seals records in order.
 //! - [`verify()`]: streams a log and names the first record edited, deleted, inserted or moved.
 //! - [`checkpoint`]: [`Checkpoint`], signed, stands in for the records retention dropped.
@@ -24,6 +24,8 @@ pub use body::Body;
 pub use chain::{Chain, GENESIS};
 pub use checkpoint::Checkpoint;
 pub use export::Export;
-pub use record::{AuditRecord, Decision, ReadInfo, RecordKind, Route, SeqRange, Timings, Usage};
+pub use record::{
+    AuditRecord, Circuit, Decision, Incident, ReadInfo, RecordKind, Route, SeqRange, Timings, Usage,
+};
 pub use redact::{redact, redact_json, Finding, Kind};
 pub use verify::{verify, verify_fallible, Anchor, Broken, BrokenReason, Head, Report};

@@ -62,6 +62,10 @@ pub struct AuditRecord {
     pub response_body: Body,
     /// For a `read` record: who read what.
     pub read: Option<ReadInfo>,
+    /// For an `incident` record: what went wrong. Absent (not `null`) on other records, so
+    /// records written before incidents existed keep their hashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Incident>,
     /// Hex hash of the previous record; 64 zeros for the first record of a log, or the
     /// checkpoint's hash for the first record kept after retention.
     pub prev_hash: String,
@@ -77,6 +81,73 @@ pub enum RecordKind {
     Request,
     /// Someone read audit bodies.
     Read,
+    /// Something went wrong beside any one answer: a circuit breaker changed state, or a
+    /// request broke its workflow's latency or cost objective.
+    Incident,
+}
+
+impl RecordKind {
+    /// The kind as stored and queried (`request`, `read`, `incident`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Request => "request",
+            RecordKind::Read => "read",
+            RecordKind::Incident => "incident",
+        }
+    }
+}
+
+/// What an `incident` record is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Incident {
+    /// The circuit breaker of one provider's model changed state. The record's `request_id` is
+    /// the request whose attempt caused the change.
+    Breaker {
+        /// Provider name from the config.
+        provider: String,
+        /// The provider's model.
+        model: String,
+        /// The state it left.
+        from: Circuit,
+        /// The state it entered.
+        to: Circuit,
+    },
+    /// A request took longer than its workflow's `max_latency`. The record's `request_id` and
+    /// `workflow` name the request.
+    LatencyObjective {
+        /// The provider that answered (empty when none did).
+        provider: String,
+        /// The provider's model that answered.
+        model: String,
+        /// From arrival to the last byte, ms.
+        value_ms: i64,
+        /// The objective, ms.
+        objective_ms: i64,
+    },
+    /// A request cost more than its workflow's `max_cost_per_request`.
+    CostObjective {
+        /// The provider that answered.
+        provider: String,
+        /// The provider's model that answered.
+        model: String,
+        /// What it cost, micro-units.
+        value_micros: i64,
+        /// The objective, micro-units.
+        objective_micros: i64,
+    },
+}
+
+/// A circuit breaker's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Circuit {
+    /// Traffic flows.
+    Closed,
+    /// The target is skipped until it may be probed.
+    Open,
+    /// One probe is let through.
+    HalfOpen,
 }
 
 /// The target that answered.
@@ -186,6 +257,7 @@ impl AuditRecord {
             request_body: Body::Omitted,
             response_body: Body::Omitted,
             read: None,
+            incident: None,
             prev_hash: String::new(),
             hash: String::new(),
         }
@@ -198,6 +270,16 @@ impl AuditRecord {
             key_id: Some(read.reader.clone()),
             read: Some(read),
             ..AuditRecord::request(ts_ms, request_id, 200)
+        }
+    }
+
+    /// An incident record at `ts_ms`, caused by request `request_id`. Its `status` is 0: an
+    /// incident answers nothing itself.
+    pub fn incident(ts_ms: i64, request_id: impl Into<String>, incident: Incident) -> AuditRecord {
+        AuditRecord {
+            kind: RecordKind::Incident,
+            incident: Some(incident),
+            ..AuditRecord::request(ts_ms, request_id, 0)
         }
     }
 }
@@ -219,6 +301,39 @@ mod tests {
             ]
         );
         assert!(SeqRange::runs([]).is_empty());
+    }
+
+    #[test]
+    fn records_without_an_incident_serialize_as_before() {
+        let r = AuditRecord::request(1, "r", 200);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(!json.contains("incident"), "{json}");
+        assert!(json.contains(r#""read":null,"prev_hash""#), "{json}");
+        let back: AuditRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn incidents_round_trip_with_their_type() {
+        let r = AuditRecord::incident(
+            5,
+            "req-1",
+            Incident::Breaker {
+                provider: "openai".into(),
+                model: "gpt-4o".into(),
+                from: Circuit::Closed,
+                to: Circuit::Open,
+            },
+        );
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(
+            json.contains(r#""incident":{"type":"breaker","provider":"openai","model":"gpt-4o","from":"closed","to":"open"}"#),
+            "{json}"
+        );
+        assert!(json.contains(r#""kind":"incident""#), "{json}");
+        let back: AuditRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.status, 0);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use crate::error::GatewayError;
 use crate::routing::Target;
+use crate::telemetry::RequestRecord;
 use moat_config::{Criticality, FailoverConfig, Timeouts};
 use moat_core::Clock;
 use moat_policy::resilience::{Backoff, BreakerState, RetryBudget, Transition};
@@ -228,8 +229,14 @@ impl ErrorReason {
     }
 }
 
-/// Logs and counts a breaker's change of state as an incident.
-pub fn breaker_transition(target: &Target, transition: Transition) {
+/// Logs and counts a breaker's change of state as an incident, and appends it to the audit log
+/// as caused by `record`'s request at `now_ms`.
+pub fn breaker_transition(
+    target: &Target,
+    transition: Transition,
+    record: &RequestRecord,
+    now_ms: i64,
+) {
     let to = state_label(transition.to);
     metrics::counter!(
         "moat_breaker_transitions_total",
@@ -250,8 +257,26 @@ pub fn breaker_transition(target: &Target, transition: Transition) {
         model = %target.model,
         from = state_label(transition.from),
         to,
+        request_id = %record.request_id,
         "{what}"
     );
+    record.incident(
+        now_ms,
+        moat_audit::Incident::Breaker {
+            provider: target.provider.name.to_string(),
+            model: target.model.to_string(),
+            from: circuit(transition.from),
+            to: circuit(transition.to),
+        },
+    );
+}
+
+fn circuit(state: BreakerState) -> moat_audit::Circuit {
+    match state {
+        BreakerState::Closed => moat_audit::Circuit::Closed,
+        BreakerState::Open => moat_audit::Circuit::Open,
+        BreakerState::HalfOpen => moat_audit::Circuit::HalfOpen,
+    }
 }
 
 /// Counts one attempt on `target` by how it ended (`success` or a [`Class`] label).

@@ -190,7 +190,7 @@ impl Run<'_> {
     ) -> Step {
         let mut retry = 0;
         loop {
-            let Ok(permit) = self.acquire(target, mode) else {
+            let Ok(permit) = self.acquire(target, mode, record) else {
                 return Step::Next;
             };
             if self.limits.expired() {
@@ -212,7 +212,7 @@ impl Run<'_> {
                 Ok(attempted) => {
                     failover::attempt_outcome(target, "success");
                     if let Some(t) = permit.and_then(|p| p.success(self.now())) {
-                        failover::breaker_transition(target, t);
+                        failover::breaker_transition(target, t, record, self.now());
                     }
                     return Step::Answered(match attempted {
                         Attempted::Done(response) => response,
@@ -229,7 +229,7 @@ impl Run<'_> {
             match class {
                 Class::Retryable => {
                     if let Some(t) = permit.and_then(|p| p.failure(self.now())) {
-                        failover::breaker_transition(target, t);
+                        failover::breaker_transition(target, t, record, self.now());
                     }
                 }
                 // The target worked; the request did not. A probe's permit, dropped unreported,
@@ -250,8 +250,14 @@ impl Run<'_> {
     }
 
     /// Leave from `target`'s breaker to try it: `Ok(None)` without a breaker, `Err` when it is
-    /// open (the target is skipped and the time to its next probe noted).
-    fn acquire<'t>(&mut self, target: &'t Target, mode: Mode) -> Result<Option<Permit<'t>>, ()> {
+    /// open (the target is skipped and the time to its next probe noted). A probe let through
+    /// is a transition to half-open, recorded as caused by `record`'s request.
+    fn acquire<'t>(
+        &mut self,
+        target: &'t Target,
+        mode: Mode,
+        record: &RequestRecord,
+    ) -> Result<Option<Permit<'t>>, ()> {
         // An estimate never reaches the provider, so it neither waits for nor feeds its breaker.
         let Some(breaker) = target
             .breaker
@@ -267,7 +273,7 @@ impl Run<'_> {
                         from: BreakerState::Open,
                         to: BreakerState::HalfOpen,
                     };
-                    failover::breaker_transition(target, half_open);
+                    failover::breaker_transition(target, half_open, record, self.now());
                 }
                 Ok(Some(permit))
             }

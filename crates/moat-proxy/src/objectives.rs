@@ -1,5 +1,6 @@
 //! Latency and cost objectives of workflows: violations become incidents (logged as
-//! `moat::incident`, counted, kept for the admin API and the governance review), and, for a
+//! `moat::incident`, counted, kept in memory for the admin API and appended to the audit log by
+//! the request's record), and, for a
 //! workflow with `route_around`, steer its later requests away from the targets at fault.
 //!
 //! Latency is measured from arrival to the last byte (the request record's clock). A target
@@ -164,9 +165,31 @@ impl Guardrails {
     }
 }
 
+impl Incident {
+    /// The incident as the audit log records it.
+    pub fn audit(&self) -> moat_audit::Incident {
+        let (provider, model) = (self.provider.clone(), self.model.clone());
+        match self.kind {
+            IncidentKind::LatencyObjective => moat_audit::Incident::LatencyObjective {
+                provider,
+                model,
+                value_ms: self.value,
+                objective_ms: self.objective,
+            },
+            IncidentKind::CostObjective => moat_audit::Incident::CostObjective {
+                provider,
+                model,
+                value_micros: self.value,
+                objective_micros: self.objective,
+            },
+        }
+    }
+}
+
 impl Watch {
     /// Checks the finished request against the objectives: `elapsed` from arrival to the last
-    /// byte, `cost` as settled, the target that answered (empty when none did).
+    /// byte, `cost` as settled, the target that answered (empty when none did). Returns the
+    /// violations, already logged, counted and kept.
     pub fn finish(
         self,
         request_id: &str,
@@ -174,7 +197,7 @@ impl Watch {
         model: &str,
         elapsed: Duration,
         cost: Money,
-    ) {
+    ) -> Vec<Incident> {
         let now = self.guardrails.clock.now_ms();
         let incident = |kind, value: i64, objective: i64| Incident {
             at_ms: now,
@@ -186,10 +209,11 @@ impl Watch {
             value,
             objective,
         };
+        let mut found = Vec::new();
         if let Some(max) = self.limits.max_latency {
             if elapsed > max {
                 let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-                self.guardrails.record(incident(
+                found.push(incident(
                     IncidentKind::LatencyObjective,
                     ms(elapsed),
                     ms(max),
@@ -206,9 +230,12 @@ impl Watch {
         }
         if let Some(max) = self.limits.max_cost_per_request {
             if cost > max {
-                self.guardrails
-                    .record(incident(IncidentKind::CostObjective, cost.0, max.0));
+                found.push(incident(IncidentKind::CostObjective, cost.0, max.0));
             }
         }
+        for i in &found {
+            self.guardrails.record(i.clone());
+        }
+        found
     }
 }

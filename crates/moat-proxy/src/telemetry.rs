@@ -94,7 +94,9 @@ pub struct RequestRecord {
     pub cost: moat_core::Money,
     /// What each stage decided, in order (refusals included).
     pub decisions: Vec<Decision>,
-    /// The audit log the record goes to when it finishes, if it is on.
+    /// The audit log the record goes to when it finishes, if it is on; kept after that for the
+    /// incidents the request still causes (a breaker closed by its success is noted after the
+    /// answer was built and recorded).
     pub(crate) audit: Option<std::sync::Arc<crate::audit::AuditLog>>,
     /// What the audit record needs beyond the fields above.
     pub(crate) audit_input: crate::audit::AuditInput,
@@ -142,6 +144,26 @@ impl RequestRecord {
         });
     }
 
+    /// Appends an incident this request caused (at `ts_ms`) to the audit log, if it is on. An
+    /// objective violation names the request's key, account and workflow; a breaker transition
+    /// names only the request, since the breaker is shared by every caller of its target.
+    pub(crate) fn incident(&self, ts_ms: i64, incident: moat_audit::Incident) {
+        let Some(log) = &self.audit else {
+            return;
+        };
+        let principal = !matches!(incident, moat_audit::Incident::Breaker { .. });
+        let mut record =
+            moat_audit::AuditRecord::incident(ts_ms, self.request_id.to_string(), incident);
+        if principal {
+            record.key_id.clone_from(&self.key_id);
+            record.account.clone_from(&self.account);
+            record.workflow.clone_from(&self.workflow);
+        }
+        // Never waited on, even in `sync` durability: the request's own record is what its
+        // response waits for.
+        drop(log.submit(record));
+    }
+
     /// A record that is already finished: what the request path keeps once a stream has taken the
     /// real record over.
     pub fn detached() -> Self {
@@ -166,18 +188,21 @@ impl RequestRecord {
                 settlement.settle(self.response_model.as_deref(), usage.as_ref(), status < 400);
         }
         let elapsed = self.started.elapsed();
-        if let Some(log) = self.audit.take() {
+        if let Some(log) = self.audit.clone() {
             let record = crate::audit::build(self, status, usage.as_ref(), error, elapsed);
             self.audit_ack = log.submit(record);
         }
         if let Some(watch) = self.watch.take() {
-            watch.finish(
+            let violations = watch.finish(
                 &self.request_id,
                 self.provider.as_deref().unwrap_or(""),
                 self.response_model.as_deref().unwrap_or(""),
                 elapsed,
                 self.cost,
             );
+            for v in violations {
+                self.incident(v.at_ms, v.audit());
+            }
         }
         let model = self.model.as_deref().unwrap_or("");
         let provider = self.provider.as_deref().unwrap_or("");

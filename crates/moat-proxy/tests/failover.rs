@@ -11,8 +11,12 @@
 mod common;
 
 use common::{events_of, json_of, Event, Harness, UPSTREAM_KEY};
-use moat_config::{Config, Criticality, ModelConfig, ProviderConfig, TargetConfig, Timeouts};
+use moat_audit::{verify, AuditRecord, Circuit, Incident};
+use moat_config::{
+    Config, Criticality, Durability, ModelConfig, ProviderConfig, TargetConfig, Timeouts,
+};
 use moat_core::{ManualClock, Protocol, Secret};
+use moat_store::{AuditQuery, AuditStore, MemoryStore};
 use moat_testkit::{Fault, SimOptions, SimUpstream};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -494,8 +498,12 @@ async fn a_primary_down_for_a_minute_opens_its_breaker_and_recovers() {
     let backup = backup_sim().await;
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
     let backup_url = backup.openai_base_url();
-    let h = Harness::start_with_clock(
+    let store = Arc::new(MemoryStore::new());
+    let h = Harness::start_over_store(
         move |c| {
+            // Sync: each request's record, and the breaker incidents queued before it, are
+            // committed before its response completes.
+            c.audit.durability = Durability::Sync;
             c.failover.retries = 0;
             c.failover.breaker.failure_threshold = 2;
             c.failover.breaker.open_for = Duration::from_secs(60);
@@ -517,8 +525,16 @@ async fn a_primary_down_for_a_minute_opens_its_breaker_and_recovers() {
             ));
         },
         clock.clone(),
+        store.clone(),
     )
     .await;
+    let request_id = |r: &reqwest::Response| {
+        r.headers()["x-moat-request-id"]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let mut caused = Vec::new();
     let (main, solo) = (chat("main"), chat("solo"));
     let ask = |body: &'static str| {
         let body = if body == "main" { &main } else { &solo };
@@ -536,6 +552,7 @@ async fn a_primary_down_for_a_minute_opens_its_breaker_and_recovers() {
             (200, "backup".into())
         );
         assert_eq!(h.sim.request_count_for_model("sim-primary"), n);
+        caused.push(request_id(&r));
     }
     // Open: the primary is not touched at all.
     for n in 1..=3 {
@@ -577,6 +594,7 @@ async fn a_primary_down_for_a_minute_opens_its_breaker_and_recovers() {
     clock.advance_ms(30_000);
     let r = ask("main").await;
     assert_eq!((r.status().as_u16(), answered_by(&r)), (200, "oa".into()));
+    let probe = request_id(&r);
     assert_eq!(h.sim.request_count_for_model("sim-primary"), 3);
     for n in 1..=2 {
         let r = ask("main").await;
@@ -588,6 +606,74 @@ async fn a_primary_down_for_a_minute_opens_its_breaker_and_recovers() {
     assert!(metrics.contains(
         r#"moat_breaker_transitions_total{provider="oa",model="sim-primary",to="closed"}"#
     ));
+
+    // Each transition is an incident record in the chain, at the gateway clock's time, naming
+    // the request that caused it: the second failure opened it, the probe half-opened and
+    // closed it.
+    let mut query = AuditQuery::new(1_000);
+    query.kind = Some("incident".into());
+    let incidents: Vec<AuditRecord> = store
+        .query_audit(&query)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_str(&r.json).unwrap())
+        .collect();
+    let breaker = |from, to| Incident::Breaker {
+        provider: "oa".into(),
+        model: "sim-primary".into(),
+        from,
+        to,
+    };
+    let got: Vec<(i64, &str, Option<&Incident>, u16)> = incidents
+        .iter()
+        .map(|r| {
+            (
+                r.ts_ms,
+                r.request_id.as_str(),
+                r.incident.as_ref(),
+                r.status,
+            )
+        })
+        .collect();
+    let start = 1_700_000_000_000;
+    assert_eq!(
+        got,
+        vec![
+            (
+                start,
+                caused[1].as_str(),
+                Some(&breaker(Circuit::Closed, Circuit::Open)),
+                0
+            ),
+            (
+                start + 60_000,
+                probe.as_str(),
+                Some(&breaker(Circuit::Open, Circuit::HalfOpen)),
+                0
+            ),
+            (
+                start + 60_000,
+                probe.as_str(),
+                Some(&breaker(Circuit::HalfOpen, Circuit::Closed)),
+                0
+            ),
+        ]
+    );
+    // A breaker is shared by every caller of its target: the incident names no principal.
+    assert!(incidents
+        .iter()
+        .all(|r| r.key_id.is_none() && r.account.is_none() && r.workflow.is_none()));
+    let all: Vec<AuditRecord> = store
+        .query_audit(&AuditQuery::new(1_000))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_str(&r.json).unwrap())
+        .collect();
+    // 2 + 3 + 1 (solo) + 1 (anthropic solo) + 1 probe + 2 requests, and the 3 incidents.
+    assert_eq!(all.len(), 13);
+    assert!(verify(all, None).is_ok());
 }
 
 #[tokio::test]

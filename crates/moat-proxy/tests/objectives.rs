@@ -1,16 +1,19 @@
 //! Workflow latency and cost objectives through the live gateway: violations become incidents in
-//! the admin API, and a workflow that routes around them steers its next requests away from the
-//! target at fault.
+//! the admin API and in the audit log, and a workflow that routes around them steers its next
+//! requests away from the target at fault.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use common::{json_of, Harness, KeyScope};
+use moat_audit::{verify, AuditRecord, Incident, RecordKind};
 use moat_config::{Config, PriceConfig, WorkflowConfig};
-use moat_core::{Money, Secret};
+use moat_core::{Money, Secret, SystemClock};
+use moat_store::{AuditQuery, AuditStore, MemoryStore};
 use moat_testkit::Fault;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Duration;
 
 const TOKEN: &str = "admin-token-0123456789";
@@ -147,4 +150,70 @@ async fn a_cost_objective_is_recorded_and_routing_around_picks_a_target_within_i
     assert_eq!((status, body["model"].as_str()), (200, Some("sim-claude")));
     assert_eq!(h.sim.request_count_for_model("sim-primary"), 0);
     assert!(incidents(&h).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_objective_violation_is_an_incident_record_naming_the_request_and_its_principal() {
+    let store = Arc::new(MemoryStore::new());
+    let h = Harness::start_over_store(
+        |c: &mut Config| {
+            let mut w = WorkflowConfig::new("agent", "team");
+            w.objectives.max_cost_per_request = Some(Money(100));
+            c.workflows.push(w);
+            c.prices
+                .push(price("sim-primary", 100_000_000, 100_000_000));
+        },
+        Arc::new(SystemClock),
+        store.clone(),
+    )
+    .await;
+    let key = h
+        .create_key(KeyScope {
+            workflow: Some("agent"),
+            ..KeyScope::default()
+        })
+        .await;
+    let r = h.openai_as(&key, "/v1/chat/completions", &ask()).await;
+    let request_id = r.headers()["x-moat-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(r.status(), 200);
+    // Shutting down flushes the log.
+    h.gateway.shutdown().await.unwrap();
+
+    let all: Vec<AuditRecord> = store
+        .query_audit(&AuditQuery::new(100))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_str(&r.json).unwrap())
+        .collect();
+    assert_eq!(
+        all.iter().map(|r| r.kind).collect::<Vec<_>>(),
+        vec![RecordKind::Request, RecordKind::Incident]
+    );
+    let (request, incident) = (&all[0], &all[1]);
+    assert_eq!(incident.request_id, request_id);
+    assert_eq!(request.request_id, request_id);
+    assert_eq!(
+        incident.incident,
+        Some(Incident::CostObjective {
+            provider: "oa".into(),
+            model: "sim-primary".into(),
+            value_micros: 700,
+            objective_micros: 100,
+        })
+    );
+    assert_eq!(
+        (
+            incident.workflow.as_deref(),
+            incident.account.as_deref(),
+            incident.key_id.as_ref()
+        ),
+        (Some("agent"), Some("acct"), request.key_id.as_ref())
+    );
+    assert!(incident.key_id.is_some());
+    assert!(incident.ts_ms >= request.ts_ms);
+    assert!(verify(all, None).is_ok());
 }

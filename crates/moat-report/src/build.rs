@@ -239,7 +239,9 @@ fn incidents(config: &ReportConfig, cur: &PeriodStats, prev: &PeriodStats) -> In
             }
         })
         .collect();
+    let breakers = breakers(cur, prev);
     Incidents {
+        breakers,
         providers,
         outages,
         worst_hours: worst,
@@ -256,6 +258,44 @@ fn incidents(config: &ReportConfig, cur: &PeriodStats, prev: &PeriodStats) -> In
         },
         objectives,
     }
+}
+
+/// The breakers that changed state in `cur`, most openings first (then longest open).
+fn breakers(cur: &PeriodStats, prev: &PeriodStats) -> Vec<BreakerRow> {
+    let end = cur.period.to_ms;
+    let mut rows: Vec<BreakerRow> = cur
+        .breakers
+        .iter()
+        .map(|((provider, model), t)| {
+            let still_open = t.open_since.map_or(0, |since| {
+                u64::try_from(end.saturating_sub(since)).unwrap_or(0)
+            });
+            BreakerRow {
+                provider: provider.clone(),
+                model: model.clone(),
+                openings: cmp(
+                    t.openings,
+                    prev.breakers
+                        .get(&(provider.clone(), model.clone()))
+                        .map_or(0, |p| p.openings),
+                ),
+                reopenings: t.reopenings,
+                recoveries: t.recoveries,
+                open_ms: t.open_ms.saturating_add(still_open),
+                open_at_end: t.open_since.is_some(),
+                first_open_ms: t.first_open_ms,
+                last_open_ms: t.last_open_ms,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.openings
+            .current
+            .cmp(&a.openings.current)
+            .then_with(|| b.open_ms.cmp(&a.open_ms))
+            .then_with(|| (&a.provider, &a.model).cmp(&(&b.provider, &b.model)))
+    });
+    rows
 }
 
 fn near_misses(config: &ReportConfig, s: &PeriodStats) -> NearMisses {

@@ -56,9 +56,64 @@ pub const SECTIONS: [&str; 6] = [
     "6. Model drift",
 ];
 
-/// What the audit log cannot tell yet, said in the incidents section.
-pub const BREAKER_NOTE: &str = "Circuit-breaker openings are not in the audit log yet, so this \
-report cannot list them; see the gateway's `moat_breaker_*` metrics and logs.";
+/// How the circuit-breaker figures are counted, as printed.
+pub const BREAKERS: &str = "Each provider's model has a circuit breaker. An opening is the \
+breaker going from closed to open after consecutive failures; while open, the gateway skips the \
+target and falls back. When the open time is over one probe is let through: a failed probe \
+reopens the breaker, a successful one closes it (a recovery). Time open runs from an opening to \
+the recovery that followed: from the period's start for a breaker already open then, to the \
+period's end for one still open. Read from the audit log's incident records, one per \
+transition.";
+
+/// The circuit-breaker table's columns: heading and whether it holds numbers.
+pub const BREAKER_COLUMNS: [(&str, bool); 8] = [
+    ("Target", false),
+    ("Openings", true),
+    ("Previous", true),
+    ("Probes failed", true),
+    ("Recoveries", true),
+    ("Time open", true),
+    ("First opened", false),
+    ("Last opened", false),
+];
+
+/// The time-open column of [`BREAKER_COLUMNS`].
+pub const BREAKER_TIME_OPEN: usize = 5;
+
+/// One breaker's cells, as plain text, in [`BREAKER_COLUMNS`] order.
+pub fn breaker_cells(b: &crate::report::BreakerRow) -> Vec<String> {
+    let when = |t: Option<i64>| t.map_or_else(|| "–".to_string(), crate::period::minute_label);
+    let open = if b.open_at_end {
+        format!("{} (still open)", span(b.open_ms))
+    } else {
+        span(b.open_ms)
+    };
+    vec![
+        format!("{} / {}", b.provider, b.model),
+        int(b.openings.current),
+        int(b.openings.previous),
+        int(b.reopenings),
+        int(b.recoveries),
+        open,
+        when(b.first_open_ms),
+        when(b.last_open_ms),
+    ]
+}
+
+/// A duration, coarsest units first: `45 s`, `12 min 05 s`, `3 h 07 min`, `2 d 4 h`.
+pub fn span(ms: u64) -> String {
+    let s = ms / 1000;
+    let (d, h, m, sec) = (s / 86_400, s / 3_600 % 24, s / 60 % 60, s % 60);
+    if d > 0 {
+        format!("{} d {h} h", int(d))
+    } else if h > 0 {
+        format!("{h} h {m:02} min")
+    } else if m > 0 {
+        format!("{m} min {sec:02} s")
+    } else {
+        format!("{sec} s")
+    }
+}
 
 /// How model drift is measured, as printed.
 pub const DRIFT: &str = "Latency is the total time (arrival to last byte) of the requests a \
@@ -81,5 +136,10 @@ mod tests {
         assert_eq!(money(-5_000), "-0.01");
         assert_eq!(change(Some(25.04), true), "+25.0 %");
         assert_eq!(change(None, true), "new");
+        assert_eq!(span(999), "0 s");
+        assert_eq!(span(45_000), "45 s");
+        assert_eq!(span(12 * 60_000 + 5_000), "12 min 05 s");
+        assert_eq!(span(3 * 3_600_000 + 7 * 60_000 + 59_000), "3 h 07 min");
+        assert_eq!(span(2 * 86_400_000 + 4 * 3_600_000), "2 d 4 h");
     }
 }

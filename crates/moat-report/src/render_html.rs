@@ -6,7 +6,10 @@ use std::fmt::Write;
 use crate::budget;
 use crate::build::percent_change;
 use crate::classify;
-use crate::fmt::{change, int, money, ms, percent, rate, BREAKER_NOTE, DRIFT, MAX_ROWS, SECTIONS};
+use crate::fmt::{
+    breaker_cells, change, int, money, ms, percent, rate, BREAKERS, BREAKER_COLUMNS,
+    BREAKER_TIME_OPEN, DRIFT, MAX_ROWS, SECTIONS,
+};
 use crate::period::{minute_label, period_label};
 use crate::render_md::{models_list, top_errors};
 use crate::report::*;
@@ -474,12 +477,28 @@ fn incidents(out: &mut String, r: &Report) {
         ],
         &rows,
     );
+    out.push_str("<h3>Circuit breakers</h3>");
+    let still_open = inc.breakers.iter().filter(|b| b.open_at_end).count();
+    if still_open > 0 {
+        let _ = write!(
+            out,
+            r#"<p class="callout bad"><strong>{still_open}</strong> circuit breaker(s) still open at the period's end.</p>"#
+        );
+    }
+    let rows: Vec<Vec<String>> = inc
+        .breakers
+        .iter()
+        .map(|b| {
+            let mut cells: Vec<String> = breaker_cells(b).iter().map(|c| esc(c)).collect();
+            if b.open_at_end {
+                cells[BREAKER_TIME_OPEN] = badge("bad", &cells[BREAKER_TIME_OPEN]);
+            }
+            cells
+        })
+        .collect();
+    table(out, &BREAKER_COLUMNS, &rows);
+    note(out, BREAKERS);
     note(out, classify::PROVIDER_FAILURE);
-    let _ = write!(
-        out,
-        r#"<p class="callout flat">{}</p>"#,
-        code(&esc(BREAKER_NOTE))
-    );
     out.push_str("</section>");
 }
 

@@ -4,7 +4,10 @@ use std::fmt::Write;
 
 use crate::budget;
 use crate::classify;
-use crate::fmt::{change, int, money, ms, percent, rate, BREAKER_NOTE, DRIFT, MAX_ROWS, SECTIONS};
+use crate::fmt::{
+    breaker_cells, change, int, money, ms, percent, rate, BREAKERS, BREAKER_COLUMNS, DRIFT,
+    MAX_ROWS, SECTIONS,
+};
 use crate::period::{minute_label, period_label};
 use crate::report::*;
 
@@ -345,7 +348,22 @@ fn incidents(out: &mut String, r: &Report) {
         ],
         &rows,
     );
-    let _ = writeln!(out, "_{} {}_\n", classify::PROVIDER_FAILURE, BREAKER_NOTE);
+    out.push_str("### Circuit breakers\n\n");
+    let still_open = inc.breakers.iter().filter(|b| b.open_at_end).count();
+    if still_open > 0 {
+        let _ = writeln!(
+            out,
+            "**{still_open} circuit breaker(s) still open at the period's end.**\n"
+        );
+    }
+    let head: Vec<(&str, Align)> = BREAKER_COLUMNS
+        .iter()
+        .map(|(h, numeric)| (*h, if *numeric { Right } else { Left }))
+        .collect();
+    let rows: Vec<Vec<String>> = inc.breakers.iter().map(breaker_cells).collect();
+    table(out, &head, &rows);
+    let _ = writeln!(out, "_{}_\n", BREAKERS);
+    let _ = writeln!(out, "_{}_\n", classify::PROVIDER_FAILURE);
 }
 
 /// `upstream_status 12, upstream_timeout 3`.

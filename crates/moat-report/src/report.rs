@@ -153,6 +153,31 @@ pub struct Incidents {
     pub fallbacks: Fallbacks,
     /// Objective violations, by workflow with objectives.
     pub objectives: Vec<ObjectiveRow>,
+    /// Circuit breakers that changed state this period, most openings first.
+    pub breakers: Vec<BreakerRow>,
+}
+
+/// One circuit breaker (a provider's model) that changed state this period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerRow {
+    /// The provider.
+    pub provider: String,
+    /// The provider's model.
+    pub model: String,
+    /// Openings (closed to open) this period and the one before.
+    pub openings: Compare<u64>,
+    /// Probes that failed (half-open to open).
+    pub reopenings: u64,
+    /// Recoveries (to closed).
+    pub recoveries: u64,
+    /// Time not closed this period, ms (to the period's end when still open).
+    pub open_ms: u64,
+    /// Whether it was still open at the period's end.
+    pub open_at_end: bool,
+    /// The first opening, ms since the epoch.
+    pub first_open_ms: Option<i64>,
+    /// The last opening or reopening, ms since the epoch.
+    pub last_open_ms: Option<i64>,
 }
 
 impl Incidents {

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use moat_audit::{AuditRecord, RecordKind};
+use moat_audit::{AuditRecord, Circuit, Incident, RecordKind};
 use moat_config::Objectives;
 
 use crate::classify;
@@ -74,6 +74,59 @@ pub struct ObjectiveTally {
     pub worst_cost_micros: i64,
 }
 
+/// One circuit breaker's transitions in a period, folded in log order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BreakerTally {
+    /// Closed to open.
+    pub openings: u64,
+    /// Half-open to open: a probe failed.
+    pub reopenings: u64,
+    /// To closed: the target recovered.
+    pub recoveries: u64,
+    /// The first opening, ms since the epoch.
+    pub first_open_ms: Option<i64>,
+    /// The last opening or reopening, ms since the epoch.
+    pub last_open_ms: Option<i64>,
+    /// Time not closed, from each opening to the recovery that followed, ms. A breaker already
+    /// open when the period began counts from the period's start.
+    pub open_ms: u64,
+    /// When the breaker left closed, if no recovery has followed yet.
+    pub open_since: Option<i64>,
+    /// Whether any transition has been folded in yet.
+    seen: bool,
+}
+
+impl BreakerTally {
+    /// Folds in one transition at `ts_ms`; `period_start` stands in for an opening before the
+    /// period.
+    fn add(&mut self, from: Circuit, to: Circuit, ts_ms: i64, period_start: i64) {
+        if !self.seen && from != Circuit::Closed {
+            self.open_since = Some(period_start);
+        }
+        self.seen = true;
+        match (from, to) {
+            (_, Circuit::Open) => {
+                if from == Circuit::HalfOpen {
+                    self.reopenings += 1;
+                } else {
+                    self.openings += 1;
+                    self.first_open_ms.get_or_insert(ts_ms);
+                }
+                self.last_open_ms = Some(ts_ms);
+                self.open_since.get_or_insert(ts_ms);
+            }
+            (_, Circuit::Closed) => {
+                self.recoveries += 1;
+                if let Some(since) = self.open_since.take() {
+                    let span = u64::try_from(ts_ms.saturating_sub(since)).unwrap_or(0);
+                    self.open_ms = self.open_ms.saturating_add(span);
+                }
+            }
+            (_, Circuit::HalfOpen) => {}
+        }
+    }
+}
+
 /// One response model's figures.
 #[derive(Debug, Clone, Default)]
 pub struct ModelTally {
@@ -104,6 +157,10 @@ pub struct PeriodStats {
     pub errors: u64,
     /// Records skipped: outside the period, or reads of the log.
     pub skipped: u64,
+    /// Incident records in the period (breaker transitions and objective violations).
+    pub incidents: u64,
+    /// Circuit-breaker transitions by (provider, model).
+    pub breakers: BTreeMap<(String, String), BreakerTally>,
     /// By workflow ([`UNREGISTERED`] and [`NO_KEY`] included).
     pub by_workflow: BTreeMap<String, Tally>,
     /// By account ([`NO_KEY`] for requests without one).
@@ -154,6 +211,8 @@ impl PeriodStats {
             spend_micros: 0,
             errors: 0,
             skipped: 0,
+            incidents: 0,
+            breakers: BTreeMap::new(),
             by_workflow: BTreeMap::new(),
             by_account: BTreeMap::new(),
             unregistered: Tally::default(),
@@ -174,11 +233,23 @@ impl PeriodStats {
     }
 
     /// Folds one record in; records outside the period and reads of the log are only counted
-    /// as skipped.
+    /// as skipped. Incident records feed the breaker figures (objective violations are counted
+    /// from the request records, against the config's objectives).
     pub fn add(&mut self, r: &AuditRecord) {
-        if r.kind != RecordKind::Request || !self.period.contains(r.ts_ms) {
+        if !self.period.contains(r.ts_ms) {
             self.skipped += 1;
             return;
+        }
+        match r.kind {
+            RecordKind::Request => {}
+            RecordKind::Incident => {
+                self.add_incident(r);
+                return;
+            }
+            RecordKind::Read => {
+                self.skipped += 1;
+                return;
+            }
         }
         let error = classify::is_error(r);
         self.requests += 1;
@@ -268,6 +339,24 @@ impl PeriodStats {
             self.fallbacks += 1;
             self.fallbacks_ok += u64::from(r.status < 400);
             *self.fallbacks_by_provider.entry(provider).or_default() += 1;
+        }
+    }
+
+    /// A breaker transition, by its target.
+    fn add_incident(&mut self, r: &AuditRecord) {
+        self.incidents += 1;
+        if let Some(Incident::Breaker {
+            provider,
+            model,
+            from,
+            to,
+        }) = &r.incident
+        {
+            let start = self.period.from_ms;
+            self.breakers
+                .entry((provider.clone(), model.clone()))
+                .or_default()
+                .add(*from, *to, r.ts_ms, start);
         }
     }
 

@@ -7,8 +7,8 @@ mod fixture;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use fixture::{DAY, HOUR, OCT, OUTAGE_HOUR};
-use moat_audit::{AuditRecord, Body};
+use fixture::{DAY, HOUR, MINUTE, OCT, OUTAGE_HOUR};
+use moat_audit::{AuditRecord, Body, Circuit, RecordKind};
 use moat_report::report::Report;
 use moat_report::Period;
 
@@ -23,9 +23,11 @@ fn case() -> Case {
     let report = moat_report::report(fixture::report_config(), fixture::period(), &records);
     let p = fixture::period();
     let q = p.previous();
+    // The requests of a period (the fixture also holds incident and read records).
     let within = |p: Period| -> Vec<AuditRecord> {
         records
             .iter()
+            .filter(|r| r.kind == RecordKind::Request)
             .filter(|r| r.ts_ms >= p.from_ms && r.ts_ms < p.to_ms)
             .cloned()
             .collect()
@@ -356,6 +358,79 @@ fn incidents() {
 }
 
 #[test]
+fn circuit_breakers() {
+    let c = case();
+    let got = &c.report.incidents.breakers;
+    let names: Vec<(&str, &str)> = got
+        .iter()
+        .map(|b| (b.provider.as_str(), b.model.as_str()))
+        .collect();
+    // Most openings first, then the longest open.
+    assert_eq!(
+        names,
+        vec![
+            ("openai", "gpt-4o"),
+            ("openai", "gpt-4o-mini"),
+            ("anthropic", "claude-sonnet")
+        ]
+    );
+    // Openings recounted from the fixture's transitions, per period.
+    let p = fixture::period();
+    let openings = |period: Period, model: &str| {
+        fixture::breaker_transitions()
+            .iter()
+            .filter(|t| period.contains(t.0) && t.2 == model)
+            .filter(|t| (t.3, t.4) == (Circuit::Closed, Circuit::Open))
+            .count() as u64
+    };
+    for b in got {
+        assert_eq!(b.openings.current, openings(p, &b.model), "{}", b.model);
+        assert_eq!(
+            b.openings.previous,
+            openings(p.previous(), &b.model),
+            "{}",
+            b.model
+        );
+    }
+    let (gpt, mini, sonnet) = (&got[0], &got[1], &got[2]);
+    assert_eq!(
+        (gpt.openings.current, gpt.openings.previous),
+        (1, 1),
+        "gpt-4o opened once in each month"
+    );
+    // Open from 13:05 to 13:40, through a failed probe at 13:06.
+    assert_eq!(
+        (gpt.reopenings, gpt.recoveries, gpt.open_ms),
+        (1, 1, (35 * MINUTE) as u64)
+    );
+    assert_eq!(
+        (gpt.first_open_ms, gpt.last_open_ms),
+        (
+            Some(OUTAGE_HOUR + 5 * MINUTE),
+            Some(OUTAGE_HOUR + 6 * MINUTE)
+        )
+    );
+    assert!(!gpt.open_at_end);
+    // Opened 10 minutes before the end, still open.
+    assert_eq!(
+        (mini.openings.current, mini.open_ms, mini.open_at_end),
+        (1, (10 * MINUTE) as u64, true)
+    );
+    // Opened in September, closed at 00:30 on October 1st: 30 minutes of October.
+    assert_eq!(
+        (
+            sonnet.openings.current,
+            sonnet.openings.previous,
+            sonnet.recoveries,
+            sonnet.open_ms,
+            sonnet.first_open_ms
+        ),
+        (0, 1, 1, (30 * MINUTE) as u64, None)
+    );
+    assert!(!sonnet.open_at_end);
+}
+
+#[test]
 fn near_misses() {
     let c = case();
     let mut want: BTreeMap<(String, String), u64> = BTreeMap::new();
@@ -545,7 +620,15 @@ fn both_renderings_carry_every_section_and_key_figures() {
         md.contains("| 2026-10-14 13:00 | openai |"),
         "outage hour in md"
     );
-    assert!(md.contains("Circuit-breaker openings are not in the audit log yet"));
+    assert!(
+        md.contains(
+            "| openai / gpt-4o | 1 | 1 | 1 | 1 | 35 min 00 s | 2026-10-14 13:05 | 2026-10-14 13:06 |"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("| openai / gpt-4o-mini | 1 | 0 | 0 | 0 | 10 min 00 s (still open) |"));
+    assert!(md.contains("**1 circuit breaker(s) still open at the period's end.**"));
+    assert!(html.contains("<strong>1</strong> circuit breaker(s) still open"));
     let requests = c.report.summary.requests.current;
     assert!(
         md.contains(&group(requests)),

@@ -16,7 +16,7 @@ pub struct StoredAudit {
     pub seq: u64,
     /// When the record was made, Unix milliseconds.
     pub ts_ms: i64,
-    /// `request` or `read` (a read of the log is itself recorded).
+    /// `request`, `read` (a read of the log is itself recorded) or `incident`.
     pub kind: String,
     /// The request's id.
     pub request_id: String,
@@ -36,6 +36,32 @@ pub struct StoredAudit {
     pub hash: String,
     /// The whole record as written; stored and returned byte for byte.
     pub json: String,
+}
+
+impl StoredAudit {
+    /// The row of a sealed record: the document as serialized (the hash covers exactly these
+    /// bytes) plus its indexed fields.
+    pub fn of(record: &moat_audit::AuditRecord) -> StoredAudit {
+        StoredAudit {
+            seq: record.seq,
+            ts_ms: record.ts_ms,
+            kind: record.kind.as_str().to_string(),
+            request_id: record.request_id.clone(),
+            key_id: record.key_id.clone(),
+            account: record.account.clone(),
+            workflow: record.workflow.clone(),
+            status: record.status,
+            decisions: record
+                .decisions
+                .iter()
+                .map(|d| format!("{}:{}", d.stage, d.outcome))
+                .collect(),
+            prev_hash: record.prev_hash.clone(),
+            hash: record.hash.clone(),
+            // Serializing a record cannot fail: every map key is a string.
+            json: serde_json::to_string(record).unwrap_or_default(),
+        }
+    }
 }
 
 /// Which records [`AuditStore::query_audit`] returns: every filter that is set must match.

@@ -28,7 +28,8 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let mut query = AuditQuery::new(PAGE);
     query.from_ms = Some(span.from_ms);
     query.to_ms = Some(span.to_ms);
-    query.kind = Some("request".to_string());
+    // Every kind: request records, incident records (breaker transitions); the builder counts
+    // reads of the log as skipped.
     let mut read = 0u64;
     loop {
         let page = store.query_audit(&query).await?;

@@ -10,7 +10,7 @@ mod fixture;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use moat_audit::{AuditRecord, Chain, RecordKind};
+use moat_audit::Chain;
 use moat_store::{AuditStore, SqliteStore, StoredAudit};
 
 const WIDTH: u32 = 1280;
@@ -29,37 +29,11 @@ async fn month_in_a_store() -> (tempfile::TempDir, PathBuf) {
     for batch in records.chunks(2_000) {
         let rows: Vec<StoredAudit> = batch
             .iter()
-            .map(|r| stored(&chain.seal(r.clone())))
+            .map(|r| StoredAudit::of(&chain.seal(r.clone())))
             .collect();
         store.append_audit(&rows).await.unwrap();
     }
     (dir, config)
-}
-
-/// The store's row for a sealed record (as the gateway's audit writer builds it).
-fn stored(r: &AuditRecord) -> StoredAudit {
-    StoredAudit {
-        seq: r.seq,
-        ts_ms: r.ts_ms,
-        kind: match r.kind {
-            RecordKind::Request => "request",
-            RecordKind::Read => "read",
-        }
-        .to_string(),
-        request_id: r.request_id.clone(),
-        key_id: r.key_id.clone(),
-        account: r.account.clone(),
-        workflow: r.workflow.clone(),
-        status: r.status,
-        decisions: r
-            .decisions
-            .iter()
-            .map(|d| format!("{}:{}", d.stage, d.outcome))
-            .collect(),
-        prev_hash: r.prev_hash.clone(),
-        hash: r.hash.clone(),
-        json: serde_json::to_string(r).unwrap(),
-    }
 }
 
 fn moat_report(config: &Path, format: &str, out: Option<&Path>) -> std::process::Output {
@@ -172,7 +146,10 @@ async fn the_markdown_report_has_every_section_and_the_figures() {
     // Figures, recomputed from the fixture the store was filled with.
     let records = fixture::records();
     let p = fixture::period();
-    let now: Vec<_> = records.iter().filter(|r| p.contains(r.ts_ms)).collect();
+    let now: Vec<_> = records
+        .iter()
+        .filter(|r| r.kind == moat_audit::RecordKind::Request && p.contains(r.ts_ms))
+        .collect();
     let requests = now.len();
     let spend: i64 = now.iter().map(|r| r.cost_micros).sum();
     let first_row = format!("| Requests | {} |", group(requests as u64));
@@ -185,6 +162,11 @@ async fn the_markdown_report_has_every_section_and_the_figures() {
     );
     assert!(md.contains(&spend), "{spend}\n{md}");
     assert!(md.contains("| 2026-10-14 13:00 | openai |"), "{md}");
+    // Breaker transitions are incident records in the same log.
+    assert!(
+        md.contains("| openai / gpt-4o | 1 | 1 | 1 | 1 | 35 min 00 s |"),
+        "{md}"
+    );
     assert!(
         md.contains(
             "| support-bot | team-support@example.com | high | confidential | no | gpt-4o |"

@@ -258,8 +258,10 @@ fn to_query(p: Params) -> Result<AuditQuery, String> {
         }
     }
     if let Some(kind) = &p.kind {
-        if kind != "request" && kind != "read" {
-            return Err(format!("kind must be request or read (got {kind:?})"));
+        if !["request", "read", "incident"].contains(&kind.as_str()) {
+            return Err(format!(
+                "kind must be request, read or incident (got {kind:?})"
+            ));
         }
     }
     Ok(AuditQuery {

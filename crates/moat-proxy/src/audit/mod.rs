@@ -161,7 +161,7 @@ async fn write_loop(
         for job in jobs {
             if let Some(record) = job.record {
                 let sealed = chain.seal(record);
-                batch.push(stored(&sealed));
+                batch.push(StoredAudit::of(&sealed));
             }
             acks.extend(job.ack);
         }
@@ -188,32 +188,5 @@ async fn append(store: &dyn AuditStore, batch: &[StoredAudit]) {
                 wait = (wait * 2).min(Duration::from_secs(5));
             }
         }
-    }
-}
-
-/// The store's row for a sealed record: the document as serialized (the hash covers exactly
-/// these bytes) plus its indexed fields.
-fn stored(record: &AuditRecord) -> StoredAudit {
-    StoredAudit {
-        seq: record.seq,
-        ts_ms: record.ts_ms,
-        kind: match record.kind {
-            moat_audit::RecordKind::Request => "request",
-            moat_audit::RecordKind::Read => "read",
-        }
-        .to_string(),
-        request_id: record.request_id.clone(),
-        key_id: record.key_id.clone(),
-        account: record.account.clone(),
-        workflow: record.workflow.clone(),
-        status: record.status,
-        decisions: record
-            .decisions
-            .iter()
-            .map(|d| format!("{}:{}", d.stage, d.outcome))
-            .collect(),
-        prev_hash: record.prev_hash.clone(),
-        hash: record.hash.clone(),
-        json: serde_json::to_string(record).unwrap_or_default(),
     }
 }
