@@ -83,7 +83,8 @@ async fn sensitive_traffic(h: &Harness) {
         format!("Use the key {API_KEY} from host {IP}."),
     ];
     for text in texts {
-        let ask = json!({"model": "gpt", "max_tokens": 5, "messages": [{"role": "user", "content": text}]});
+        // The end user named is an e-mail address: personal metadata beside the bodies.
+        let ask = json!({"model": "gpt", "max_tokens": 5, "user": EMAIL, "messages": [{"role": "user", "content": text}]});
         let (status, _) = json_of(h.openai("/v1/chat/completions", &ask).await).await;
         assert_eq!(status, 200);
     }
@@ -172,6 +173,10 @@ async fn each_role_sees_the_audit_log_as_its_role_allows_and_body_reads_are_reco
     for record in data {
         assert_eq!(record["redacted"], true);
         assert!(record["request_body"]["full"]["messages"].is_array());
+        // Personal metadata is redacted too; the rest of the metadata is as stored.
+        assert_eq!(record["source_ip"], "[REDACTED:ip]");
+        assert_eq!(record["end_user"], "[REDACTED:email]");
+        assert_eq!(record["account"], "acct");
     }
 
     // Viewer: metadata only, no body fields at all.
@@ -180,10 +185,15 @@ async fn each_role_sees_the_audit_log_as_its_role_allows_and_body_reads_are_reco
     for raw in RAW {
         assert!(!text.contains(raw), "the viewer saw {raw}");
     }
-    assert!(!text.contains("REDACTED"));
+    // Only the metadata markers: no body reached the viewer to be redacted.
+    for kind in ["phone", "card", "secret"] {
+        assert!(!text.contains(&format!("[REDACTED:{kind}]")), "{text}");
+    }
     let page: Value = serde_json::from_str(&text).unwrap();
     for record in page["data"].as_array().unwrap() {
         assert!(record.get("request_body").is_none() && record.get("response_body").is_none());
+        assert_eq!(record["source_ip"], "[REDACTED:ip]");
+        assert_eq!(record["end_user"], "[REDACTED:email]");
         assert_eq!(record["redacted"], true);
         assert_eq!(record["account"], "acct");
         assert_eq!(record["status"], 200);

@@ -4,11 +4,12 @@
 //! - `admin`, `security`: each record is the stored document byte for byte, so its `hash` and
 //!   `prev_hash` can be checked against the chain.
 //! - `auditor`: every string inside a kept body (`request_body.full`, `response_body.full`) goes
-//!   through `moat_audit::redact_json`; the record gains `"redacted": true`, because its hash
-//!   covers the original body and no longer verifies. Digests and metadata are left as stored.
+//!   through `moat_audit::redact_json`, and so do the personal metadata fields (`source_ip`,
+//!   `end_user`); the record gains `"redacted": true`, because its hash covers the original
+//!   values and no longer verifies. Digests and other metadata are left as stored.
 //! - `viewer`: `request_body` and `response_body` are removed (not replaced by
-//!   `{"omitted": true}`, which would claim the log kept no body); the record gains
-//!   `"redacted": true`.
+//!   `{"omitted": true}`, which would claim the log kept no body), the personal metadata fields
+//!   are redacted as for the auditor, and the record gains `"redacted": true`.
 //!
 //! An answer that shows at least one kept body (admin, security, auditor) appends a `read`
 //! record before it is sent (`audit.durability = "sync"`: committed before it is sent) naming
@@ -164,6 +165,8 @@ fn redacts(role: AdminRole) -> bool {
 }
 
 const BODIES: [&str; 2] = ["request_body", "response_body"];
+/// Metadata that may identify a person: redacted for the roles that see redacted records.
+const PERSONAL: [&str; 2] = ["source_ip", "end_user"];
 
 /// Every row shaped for `role`, or the seq of the first that cannot be read.
 fn shape_all(rows: &[StoredAudit], role: AdminRole) -> Result<Vec<Shaped>, u64> {
@@ -204,6 +207,11 @@ fn shape(row: &StoredAudit, role: AdminRole) -> Result<Shaped, serde_json::Error
             } else if let Some(full) = record.get_mut(field).and_then(|b| b.get_mut("full")) {
                 *full = moat_audit::redact_json(full.take());
                 shows_body = true;
+            }
+        }
+        for field in PERSONAL {
+            if let Some(value) = record.get_mut(field) {
+                *value = moat_audit::redact_json(value.take());
             }
         }
         record.insert("redacted".into(), Value::Bool(true));
