@@ -4,13 +4,10 @@
 
 mod common;
 
-use common::{audit_verify, moat};
+use common::{audit_verify, create_key, moat, spawn_serve, terminate};
 use moat_testkit::SimUpstream;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
 fn write_config(dir: &Path, openai_url: &str) -> std::path::PathBuf {
     let path = dir.join("moat.toml");
@@ -151,34 +148,9 @@ async fn serve_relays_and_stops_cleanly_on_sigterm() {
     let sim = SimUpstream::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sim.openai_base_url());
-    let out = moat()
-        .args(["keys", "create", "--account", "a", "--json", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = create_key("a", &config);
 
-    let mut child = moat()
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line.split("addr=").nth(1) {
-                let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("moat serve did not report its address");
+    let (serve, addr) = spawn_serve(&config, &[]);
 
     let client = reqwest::Client::new();
     let body = serde_json::json!({"model": "gpt", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3});
@@ -195,45 +167,7 @@ async fn serve_relays_and_stops_cleanly_on_sigterm() {
         3
     );
 
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        status.success(),
-        "moat serve exited with {status} on SIGTERM"
-    );
-}
-
-/// Starts `moat serve` on `config` and returns it with the address it reported.
-fn spawn_serve(config: &Path, env: &[(&str, &str)]) -> (std::process::Child, String) {
-    let mut cmd = moat();
-    cmd.args(["serve", "--config"])
-        .arg(config)
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line.split("addr=").nth(1) {
-                let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("moat serve did not report its address");
-    (child, addr)
+    terminate(serve).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,7 +196,7 @@ async fn detect_verdicts_reads_a_running_gateway_with_its_admin_token() {
         .as_str()
         .unwrap()
         .to_string();
-    let (mut child, addr) = spawn_serve(&config, &[("MOAT_ADMIN_TOKEN", TOKEN)]);
+    let (serve, addr) = spawn_serve(&config, &[("MOAT_ADMIN_TOKEN", TOKEN)]);
     let body =
         serde_json::json!({"model": "gpt", "messages": [{"role": "user", "content": "hi there"}]});
     let r = reqwest::Client::new()
@@ -315,8 +249,7 @@ async fn detect_verdicts_reads_a_running_gateway_with_its_admin_token() {
     assert!(!wrong.status.success());
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("refused the admin token (401)"));
 
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(serve);
 }
 
 #[test]
@@ -500,24 +433,6 @@ fn workflows_list_and_route_explain_read_the_governance_example() {
     assert!(err.contains("no key with id nope in the store"), "{err}");
 }
 
-/// Sends SIGTERM and waits for a clean exit.
-async fn terminate(mut child: std::process::Child) {
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        status.success(),
-        "moat serve exited with {status} on SIGTERM"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_keeps_budget_spend_across_a_restart() {
     const TOKEN: &str = "cli-admin-token-0123456789";
@@ -563,7 +478,7 @@ async fn serve_keeps_budget_spend_across_a_restart() {
             body["data"].clone()
         }
     };
-    let (child, addr) = spawn_serve(&config, &[]);
+    let (serve, addr) = spawn_serve(&config, &[]);
     let body = serde_json::json!({"model": "gpt", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3});
     for _ in 0..2 {
         let r = client
@@ -580,11 +495,11 @@ async fn serve_keeps_budget_spend_across_a_restart() {
     assert_eq!(rows.len(), 1, "{before}");
     assert_eq!(rows[0]["id"], "triage");
     assert!(rows[0]["spent"]["micros"].as_i64().unwrap() > 0, "{before}");
-    terminate(child).await;
+    terminate(serve).await;
 
-    let (child, addr) = spawn_serve(&config, &[]);
+    let (serve, addr) = spawn_serve(&config, &[]);
     assert_eq!(spend(addr).await, before, "the restarted gateway remembers");
-    terminate(child).await;
+    terminate(serve).await;
 }
 
 #[test]
@@ -754,16 +669,8 @@ async fn audit_verify_names_the_first_edited_deleted_inserted_or_reordered_recor
     let sim = SimUpstream::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sim.openai_base_url());
-    let out = moat()
-        .args(["keys", "create", "--account", "acme", "--json", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (child, addr) = spawn_serve(&config, &[]);
+    let key = create_key("acme", &config);
+    let (serve, addr) = spawn_serve(&config, &[]);
     let client = reqwest::Client::new();
     for i in 0..6 {
         let r = client
@@ -776,7 +683,7 @@ async fn audit_verify_names_the_first_edited_deleted_inserted_or_reordered_recor
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    terminate(child).await;
+    terminate(serve).await;
 
     let (ok, out) = audit_verify(&config);
     assert!(ok, "{out}");
@@ -856,16 +763,8 @@ async fn retention_drops_old_records_behind_a_signed_checkpoint_and_verification
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str(&format!("[audit]\ncheckpoint_key = \"{KEY}\"\n"));
     std::fs::write(&config, text).unwrap();
-    let out = moat()
-        .args(["keys", "create", "--account", "acme", "--json", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (child, addr) = spawn_serve(&config, &[]);
+    let key = create_key("acme", &config);
+    let (serve, addr) = spawn_serve(&config, &[]);
     let client = reqwest::Client::new();
     for i in 0..5 {
         let r = client
@@ -878,7 +777,7 @@ async fn retention_drops_old_records_behind_a_signed_checkpoint_and_verification
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    terminate(child).await;
+    terminate(serve).await;
     let run = |args: &[&str], config: &Path| {
         let out = moat()
             .args(args)

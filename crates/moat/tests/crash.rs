@@ -6,14 +6,12 @@
 
 mod common;
 
-use common::{audit_verify, moat};
+use common::{audit_verify, create_key, kill_9, spawn_serve, terminate};
 use moat_testkit::{SimOptions, SimUpstream};
 use serde_json::Value;
-use std::collections::{HashSet, VecDeque};
-use std::io::{BufRead, BufReader};
+use std::collections::HashSet;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -70,7 +68,7 @@ impl Crashed {
     /// Restarts `moat serve` on the store as left, sends a few requests, stops it cleanly and
     /// checks the chain verifies with seqs `1..` continuing past `before` without a gap.
     async fn restart_and_check(&self, before: Seqs) {
-        let (serve, addr) = spawn_serve(&self.config);
+        let (serve, addr) = spawn_serve(&self.config, &[]);
         let client = client();
         let mut new_ids = Vec::new();
         for i in 0..AFTER_RESTART {
@@ -123,8 +121,8 @@ async fn crash_run(durability: &str) -> Crashed {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sim.openai_base_url(), durability);
-    let key = create_key(&config);
-    let (serve, addr) = spawn_serve(&config);
+    let key = create_key("acme", &config);
+    let (serve, addr) = spawn_serve(&config, &[]);
 
     let load = Arc::new(Load::new());
     let client = client();
@@ -377,117 +375,6 @@ targets = [{{ provider = "sim", model = "sim-gpt" }}]
     )
     .unwrap();
     path
-}
-
-/// A new key of account `acme`, as `moat keys create` prints it.
-fn create_key(config: &Path) -> String {
-    let out = moat()
-        .args(["keys", "create", "--account", "acme", "--json", "--config"])
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-/// A running `moat serve`; killed if the test ends without stopping it (a failed assertion), so
-/// no gateway outlives its test.
-struct Serve {
-    child: Option<Child>,
-    /// The last lines of its log, for failure messages.
-    log: Arc<Mutex<VecDeque<String>>>,
-}
-
-impl Serve {
-    fn log_tail(&self) -> String {
-        let log = self.log.lock().unwrap();
-        log.iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Starts `moat serve` on `config` and returns it with the address it reported; its log is
-/// drained by a thread so the gateway never blocks on a full pipe.
-fn spawn_serve(config: &Path) -> (Serve, String) {
-    let mut child = moat()
-        .args(["serve", "--config"])
-        .arg(config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let log = Arc::new(Mutex::new(VecDeque::new()));
-    let tail = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line.split("addr=").nth(1) {
-                let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
-            }
-            let mut tail = tail.lock().unwrap();
-            if tail.len() == 40 {
-                tail.pop_front();
-            }
-            tail.push_back(line);
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("moat serve did not report its address");
-    (
-        Serve {
-            child: Some(child),
-            log,
-        },
-        addr,
-    )
-}
-
-/// SIGKILL (`Child::kill` on Unix), and the exit status.
-async fn kill_9(mut serve: Serve) -> std::process::ExitStatus {
-    let mut child = serve.child.take().unwrap();
-    child.kill().unwrap();
-    tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap()
-}
-
-/// Sends SIGTERM and waits for a clean exit.
-async fn terminate(mut serve: Serve) {
-    let mut child = serve.child.take().unwrap();
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        status.success(),
-        "moat serve exited with {status} on SIGTERM"
-    );
 }
 
 /// Count and bounds of the stored seqs.

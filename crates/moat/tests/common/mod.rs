@@ -2,8 +2,13 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The `moat` binary under test, logging at `info` in text.
 pub fn moat() -> Command {
@@ -23,4 +28,118 @@ pub fn audit_verify(config: &Path) -> (bool, String) {
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
+}
+
+/// A new key of `account`, as `moat keys create --json` prints it.
+pub fn create_key(account: &str, config: &Path) -> String {
+    let out = moat()
+        .args(["keys", "create", "--account", account, "--json", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A running `moat serve`; killed if the test ends without stopping it (a failed assertion), so
+/// no gateway outlives its test.
+pub struct Serve {
+    child: Option<Child>,
+    /// The last lines of its log, for failure messages.
+    log: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Serve {
+    /// The last lines of its log.
+    pub fn log_tail(&self) -> String {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts `moat serve` on `config` with `env` added and returns it with the address it
+/// reported; its log is drained by a thread so the gateway never blocks on a full pipe.
+pub fn spawn_serve(config: &Path, env: &[(&str, &str)]) -> (Serve, String) {
+    let mut cmd = moat();
+    cmd.args(["serve", "--config"])
+        .arg(config)
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log = Arc::new(Mutex::new(VecDeque::new()));
+    let tail = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("addr=").nth(1) {
+                let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
+            }
+            let mut tail = tail.lock().unwrap();
+            if tail.len() == 40 {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("moat serve did not report its address");
+    (
+        Serve {
+            child: Some(child),
+            log,
+        },
+        addr,
+    )
+}
+
+/// SIGKILL (`Child::kill` on Unix), and the exit status.
+pub async fn kill_9(mut serve: Serve) -> std::process::ExitStatus {
+    let mut child = serve.child.take().unwrap();
+    child.kill().unwrap();
+    tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Sends SIGTERM and waits for a clean exit.
+pub async fn terminate(mut serve: Serve) {
+    let mut child = serve.child.take().unwrap();
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.success(),
+        "moat serve exited with {status} on SIGTERM"
+    );
 }
