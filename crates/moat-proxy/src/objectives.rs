@@ -1,7 +1,7 @@
 //! Latency and cost objectives of workflows: violations become incidents (logged as
-//! `moat::incident`, counted, kept in memory for the admin API and appended to the audit log by
-//! the request's record), and, for a
-//! workflow with `route_around`, steer its later requests away from the targets at fault.
+//! `moat::incident`, counted, kept in memory for the admin API, and returned to the request's
+//! record, which appends them to the audit log), and, for a workflow with `route_around`, steer
+//! its later requests away from the targets at fault.
 //!
 //! Latency is measured from arrival to the last byte (the request record's clock). A target
 //! that ran slow for a workflow goes to the end of that workflow's plans for [`SLOW_FOR_MS`]; a
