@@ -84,8 +84,8 @@ pub async fn verify(args: AuditVerifyArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `moat audit export`: records of a time range (optionally one account or workflow) as JSON
-/// lines that `moat detect replay` reads (requests whose bodies were kept in full).
+/// `moat audit export`: records of a time range (optionally one account, workflow or kind) as
+/// JSON lines that `moat detect replay` reads (requests whose bodies were kept in full).
 pub async fn export(args: AuditExportArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config)?;
     let store = open_store(&config)?;
@@ -94,6 +94,7 @@ pub async fn export(args: AuditExportArgs) -> anyhow::Result<ExitCode> {
     query.to_ms = args.to.map(ms);
     query.account = args.account;
     query.workflow = args.workflow;
+    query.kind = args.kind;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut written = 0u64;

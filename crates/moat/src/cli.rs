@@ -151,6 +151,9 @@ pub struct AuditExportArgs {
     /// Only this workflow.
     #[arg(long)]
     pub workflow: Option<String>,
+    /// Only records of this kind (`request` for a trace that replays without skipped lines).
+    #[arg(long, value_parser = ["request", "read", "incident"])]
+    pub kind: Option<String>,
     /// Output format; `jsonl` (one record a line) is the only one.
     #[arg(long, default_value = "jsonl", value_parser = ["jsonl"])]
     pub format: String,

@@ -752,6 +752,22 @@ async fn audit_verify_names_the_first_edited_deleted_inserted_or_reordered_recor
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{said}");
     assert!(said.contains("replayed 6 events (0 skipped)"), "{said}");
+
+    // By kind: the six are requests, there are no reads or incidents, other kinds are refused.
+    let lines = |kind: &str| {
+        let out = moat()
+            .args(["audit", "export", "--kind", kind, "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).lines().count())
+    };
+    assert_eq!(lines("request"), Some(6));
+    assert_eq!(lines("read"), Some(0));
+    assert_eq!(lines("incident"), Some(0));
+    assert_eq!(lines("requests"), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
