@@ -92,18 +92,20 @@ pub struct BreakerTally {
     pub open_ms: u64,
     /// When the breaker left closed, if no recovery has followed yet.
     pub open_since: Option<i64>,
-    /// Whether any transition has been folded in yet.
-    seen: bool,
 }
 
 impl BreakerTally {
-    /// Folds in one transition at `ts_ms`; `period_start` stands in for an opening before the
-    /// period.
-    fn add(&mut self, from: Circuit, to: Circuit, ts_ms: i64, period_start: i64) {
-        if !self.seen && from != Circuit::Closed {
-            self.open_since = Some(period_start);
+    /// The tally of a breaker whose first transition in the period leaves `from`: one that was
+    /// not closed then has been open since before the period, counted from `period_start`.
+    fn first(from: Circuit, period_start: i64) -> BreakerTally {
+        BreakerTally {
+            open_since: (from != Circuit::Closed).then_some(period_start),
+            ..BreakerTally::default()
         }
-        self.seen = true;
+    }
+
+    /// Folds in one transition at `ts_ms`.
+    fn add(&mut self, from: Circuit, to: Circuit, ts_ms: i64) {
         match (from, to) {
             (_, Circuit::Open) => {
                 if from == Circuit::HalfOpen {
@@ -355,8 +357,8 @@ impl PeriodStats {
             let start = self.period.from_ms;
             self.breakers
                 .entry((provider.clone(), model.clone()))
-                .or_default()
-                .add(*from, *to, r.ts_ms, start);
+                .or_insert_with(|| BreakerTally::first(*from, start))
+                .add(*from, *to, r.ts_ms);
         }
     }
 
