@@ -479,17 +479,7 @@ async fn serve_keeps_budget_spend_across_a_restart() {
         }
     };
     let (serve, addr) = spawn_serve(&config, &[]);
-    let body = serde_json::json!({"model": "gpt", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3});
-    for _ in 0..2 {
-        let r = client
-            .post(format!("http://{addr}/v1/chat/completions"))
-            .bearer_auth(&key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    }
+    send_chats(&addr, &key, 3, &["hi".to_string(), "hi".to_string()]).await;
     let before = spend(addr).await;
     let rows = before.as_array().unwrap();
     assert_eq!(rows.len(), 1, "{before}");
@@ -671,18 +661,8 @@ async fn audit_verify_names_the_first_edited_deleted_inserted_or_reordered_recor
     let config = write_config(dir.path(), &sim.openai_base_url());
     let key = create_key("acme", &config);
     let (serve, addr) = spawn_serve(&config, &[]);
-    let client = reqwest::Client::new();
-    for i in 0..6 {
-        let r = client
-            .post(format!("http://{addr}/v1/chat/completions"))
-            .bearer_auth(&key)
-            .json(&serde_json::json!({"model": "gpt", "max_tokens": 4,
-                "messages": [{"role": "user", "content": format!("question {i}")}]}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    }
+    let questions: Vec<String> = (0..6).map(|i| format!("question {i}")).collect();
+    send_chats(&addr, &key, 4, &questions).await;
     terminate(serve).await;
 
     let (ok, out) = audit_verify(&config);
@@ -781,18 +761,8 @@ async fn retention_drops_old_records_behind_a_signed_checkpoint_and_verification
     std::fs::write(&config, text).unwrap();
     let key = create_key("acme", &config);
     let (serve, addr) = spawn_serve(&config, &[]);
-    let client = reqwest::Client::new();
-    for i in 0..5 {
-        let r = client
-            .post(format!("http://{addr}/v1/chat/completions"))
-            .bearer_auth(&key)
-            .json(&serde_json::json!({"model": "gpt", "max_tokens": 2,
-                "messages": [{"role": "user", "content": format!("q{i}")}]}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    }
+    let questions: Vec<String> = (0..5).map(|i| format!("q{i}")).collect();
+    send_chats(&addr, &key, 2, &questions).await;
     terminate(serve).await;
     let run = |args: &[&str], config: &Path| {
         let out = moat()
@@ -858,4 +828,23 @@ async fn retention_drops_old_records_behind_a_signed_checkpoint_and_verification
     );
     let (ok, out) = audit_verify(&copy);
     assert!(!ok, "{out}");
+}
+
+/// Sends one chat request of model `gpt` per content through the gateway at `addr`, each
+/// capped at `max_tokens`, and asserts each is answered 200.
+async fn send_chats(addr: &str, key: &str, max_tokens: u32, contents: &[String]) {
+    let client = reqwest::Client::new();
+    for content in contents {
+        let r = client
+            .post(format!("http://{addr}/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(
+                &serde_json::json!({"model": "gpt", "max_tokens": max_tokens,
+                "messages": [{"role": "user", "content": content}]}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
 }
