@@ -9,7 +9,8 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 /// A body, by the workflow's policy. Serialized as exactly one of `{"full": <JSON>}`,
-/// `{"sha256": "<hex>"}` or `{"omitted": true}`.
+/// `{"keyed_sha256": "<hex>"}`, `{"sha256": "<hex>"}` (records written before digests were
+/// keyed) or `{"omitted": true}`.
 ///
 /// A full body is kept as raw JSON text ([`RawValue`]), never as a parsed tree: its bytes are the
 /// ones the client or provider sent (whitespace outside strings removed, so an export stays one
@@ -21,7 +22,12 @@ pub enum Body {
     /// The body as received. A body that is not JSON (or not UTF-8) is kept as a JSON string of
     /// its text (invalid UTF-8 replaced).
     Full(Box<RawValue>),
-    /// Lower-case hex SHA-256 of the body's bytes as received.
+    /// Lower-case hex `HMAC-SHA256(k, SHA-256(body))`, `k` derived from the store's audit key
+    /// ([`crate::AuditKeys::body_digest`]): a holder of the key and the body can confirm it; an
+    /// auditor guessing a prompt cannot.
+    Keyed(String),
+    /// Lower-case hex SHA-256 of the body's bytes as received (records written before digests
+    /// were keyed: anyone can confirm a guess against it).
     Sha256(String),
     /// Not kept.
     Omitted,
@@ -42,7 +48,8 @@ impl Body {
         Body::Full(raw)
     }
 
-    /// The digest of the body's bytes as received.
+    /// The unkeyed SHA-256 of the body's bytes, as records written before keyed digests hold;
+    /// new records use [`crate::AuditKeys::body_digest`].
     pub fn digest(bytes: &[u8]) -> Body {
         Body::Sha256(crate::hex::encode(&Sha256::digest(bytes)))
     }
@@ -60,7 +67,7 @@ impl PartialEq for Body {
     fn eq(&self, other: &Body) -> bool {
         match (self, other) {
             (Body::Full(a), Body::Full(b)) => a.get() == b.get(),
-            (Body::Sha256(a), Body::Sha256(b)) => a == b,
+            (Body::Keyed(a), Body::Keyed(b)) | (Body::Sha256(a), Body::Sha256(b)) => a == b,
             (Body::Omitted, Body::Omitted) => true,
             _ => false,
         }
@@ -71,6 +78,7 @@ impl fmt::Debug for Body {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Body::Full(raw) => f.debug_tuple("Full").field(&raw.get()).finish(),
+            Body::Keyed(hex) => f.debug_tuple("Keyed").field(hex).finish(),
             Body::Sha256(hex) => f.debug_tuple("Sha256").field(hex).finish(),
             Body::Omitted => f.write_str("Omitted"),
         }
@@ -82,6 +90,7 @@ impl Serialize for Body {
         let mut map = serializer.serialize_map(Some(1))?;
         match self {
             Body::Full(raw) => map.serialize_entry("full", raw)?,
+            Body::Keyed(hex) => map.serialize_entry("keyed_sha256", hex)?,
             Body::Sha256(hex) => map.serialize_entry("sha256", hex)?,
             Body::Omitted => map.serialize_entry("omitted", &true)?,
         }
@@ -94,6 +103,7 @@ impl Serialize for Body {
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 enum Repr {
     Full(Box<RawValue>),
+    KeyedSha256(String),
     Sha256(String),
     Omitted(bool),
 }
@@ -102,6 +112,7 @@ impl<'de> Deserialize<'de> for Body {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Body, D::Error> {
         Ok(match Repr::deserialize(deserializer)? {
             Repr::Full(raw) => Body::Full(raw),
+            Repr::KeyedSha256(hex) => Body::Keyed(hex),
             Repr::Sha256(hex) => Body::Sha256(hex),
             Repr::Omitted(true) => Body::Omitted,
             Repr::Omitted(false) => {
@@ -174,6 +185,10 @@ mod tests {
             serde_json::to_string(&d).unwrap(),
             r#"{"sha256":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}"#
         );
+        let keyed = crate::AuditKeys::from_seed([3; 32]).body_digest(b"abc");
+        let text = serde_json::to_string(&keyed).unwrap();
+        assert!(text.starts_with(r#"{"keyed_sha256":""#), "{text}");
+        assert_eq!(serde_json::from_str::<Body>(&text).unwrap(), keyed);
         assert!(serde_json::from_str::<Body>(r#"{"omitted":false}"#).is_err());
         assert!(serde_json::from_str::<Body>(r#"{"full":1,"sha256":"x"}"#).is_err());
         assert!(serde_json::from_str::<Body>(r#""omitted""#).is_err());

@@ -1,22 +1,28 @@
-//! Signed checkpoints: what remains of the records retention dropped, so the kept log still
-//! verifies, and what a third party can hold to anchor it.
+//! Signed statements about the chain, both Ed25519 under the store's audit key, so anyone with
+//! the public key can check them and nobody without the private key can make them:
+//!
+//! - [`Checkpoint`]: what remains of the records retention dropped, so the kept log still
+//!   verifies. Only a checkpoint may stand in for dropped records.
+//! - [`SignedHead`]: the chain's head at a moment, written to a witness outside the database so
+//!   a later truncation or rewrite of the log shows. A head is signed under another domain than a
+//!   checkpoint, so a witnessed head cannot be replayed as a checkpoint to drop records.
 
-use hmac::{Hmac, Mac};
+use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
+use crate::keys::{verify_signature, AuditKeys};
 use crate::record::AuditRecord;
 
-type HmacSha256 = Hmac<Sha256>;
+/// Domain of checkpoint signatures.
+const CHECKPOINT_DOMAIN: &str = "moat-audit-checkpoint/v2";
+/// Domain of head signatures.
+const HEAD_DOMAIN: &str = "moat-audit-head/v1";
 
-/// The seq and hash of the last record dropped (or of any record, to anchor a log at that point),
-/// signed with HMAC-SHA256 under a key from the config. Every record up to `seq` is covered: the
+/// The seq and hash of the last record dropped, signed. Every record up to `seq` is covered: the
 /// record after it must carry `seq + 1` and `prev_hash == hash`.
 ///
-/// The signature is over the line-separated string
-/// `moat-audit-checkpoint/v1\n{seq}\n{hash}\n{ts_ms}`, as lower-case hex. HMAC is symmetric: the
-/// signature proves the checkpoint came from a holder of the key; a third party without the key
-/// anchors on `seq` and `hash` as received (JSON, [`Checkpoint`] serializes as its fields).
+/// The signature is Ed25519 over the line-separated string
+/// `moat-audit-checkpoint/v2\n{seq}\n{hash}\n{ts_ms}`, as lower-case hex (128 digits).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Checkpoint {
@@ -26,53 +32,80 @@ pub struct Checkpoint {
     pub hash: String,
     /// When the checkpoint was made, ms since the Unix epoch.
     pub ts_ms: i64,
-    /// HMAC-SHA256 of the canonical string, lower-case hex.
+    /// Ed25519 signature of the canonical string, lower-case hex.
     pub signature: String,
 }
 
 impl Checkpoint {
-    /// A checkpoint at `seq` / `hash`, signed with `key`.
-    pub fn new(seq: u64, hash: impl Into<String>, ts_ms: i64, key: &[u8]) -> Checkpoint {
-        let mut checkpoint = Checkpoint {
+    /// A checkpoint at `seq` / `hash`, signed with `keys`.
+    pub fn new(seq: u64, hash: impl Into<String>, ts_ms: i64, keys: &AuditKeys) -> Checkpoint {
+        let hash = hash.into();
+        let signature = keys.sign(canonical(CHECKPOINT_DOMAIN, seq, &hash, ts_ms).as_bytes());
+        Checkpoint {
             seq,
-            hash: hash.into(),
+            hash,
             ts_ms,
-            signature: String::new(),
-        };
-        checkpoint.sign(key);
-        checkpoint
+            signature,
+        }
     }
 
     /// A checkpoint covering `record` and everything before it.
-    pub fn covering(record: &AuditRecord, ts_ms: i64, key: &[u8]) -> Checkpoint {
-        Checkpoint::new(record.seq, record.hash.clone(), ts_ms, key)
+    pub fn covering(record: &AuditRecord, ts_ms: i64, keys: &AuditKeys) -> Checkpoint {
+        Checkpoint::new(record.seq, record.hash.clone(), ts_ms, keys)
     }
 
-    /// Signs (or re-signs) the checkpoint with `key`.
-    pub fn sign(&mut self, key: &[u8]) {
-        self.signature = crate::hex::encode(&self.mac(key).finalize().into_bytes());
-    }
-
-    /// Whether the signature is `key`'s over these fields, compared in constant time.
-    pub fn verify(&self, key: &[u8]) -> bool {
-        crate::hex::decode(&self.signature)
-            .is_some_and(|signature| self.mac(key).verify_slice(&signature).is_ok())
+    /// Whether the signature is `key`'s over these fields.
+    pub fn verify(&self, key: &VerifyingKey) -> bool {
+        verify_signature(key, self.canonical().as_bytes(), &self.signature)
     }
 
     /// The string the signature covers.
     pub fn canonical(&self) -> String {
-        format!(
-            "moat-audit-checkpoint/v1\n{}\n{}\n{}",
-            self.seq, self.hash, self.ts_ms
-        )
+        canonical(CHECKPOINT_DOMAIN, self.seq, &self.hash, self.ts_ms)
+    }
+}
+
+/// The chain's head (`seq`, `hash`) at `ts_ms`, signed: one line of a witness file.
+///
+/// The signature is Ed25519 over `moat-audit-head/v1\n{seq}\n{hash}\n{ts_ms}`, lower-case hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedHead {
+    /// Seq of the last record written.
+    pub seq: u64,
+    /// Its hash, hex.
+    pub hash: String,
+    /// When the head was signed, ms since the Unix epoch.
+    pub ts_ms: i64,
+    /// Ed25519 signature of the canonical string, lower-case hex.
+    pub signature: String,
+}
+
+impl SignedHead {
+    /// The head `seq` / `hash`, signed with `keys` at `ts_ms`.
+    pub fn new(seq: u64, hash: impl Into<String>, ts_ms: i64, keys: &AuditKeys) -> SignedHead {
+        let hash = hash.into();
+        let signature = keys.sign(canonical(HEAD_DOMAIN, seq, &hash, ts_ms).as_bytes());
+        SignedHead {
+            seq,
+            hash,
+            ts_ms,
+            signature,
+        }
     }
 
-    fn mac(&self, key: &[u8]) -> HmacSha256 {
-        #[expect(clippy::expect_used, reason = "HMAC takes keys of any length")]
-        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
-        mac.update(self.canonical().as_bytes());
-        mac
+    /// Whether the signature is `key`'s over these fields.
+    pub fn verify(&self, key: &VerifyingKey) -> bool {
+        verify_signature(
+            key,
+            canonical(HEAD_DOMAIN, self.seq, &self.hash, self.ts_ms).as_bytes(),
+            &self.signature,
+        )
     }
+}
+
+fn canonical(domain: &str, seq: u64, hash: &str, ts_ms: i64) -> String {
+    format!("{domain}\n{seq}\n{hash}\n{ts_ms}")
 }
 
 #[cfg(test)]
@@ -80,11 +113,17 @@ impl Checkpoint {
 mod tests {
     use super::*;
 
+    fn keys(n: u8) -> AuditKeys {
+        AuditKeys::from_seed([n; 32])
+    }
+
     #[test]
     fn signs_and_verifies() {
-        let cp = Checkpoint::new(41, "ab".repeat(32), 1_700_000_000_000, b"key");
-        assert!(cp.verify(b"key"));
-        assert!(!cp.verify(b"other key"));
+        let k = keys(1);
+        let cp = Checkpoint::new(41, "ab".repeat(32), 1_700_000_000_000, &k);
+        assert_eq!(cp.signature.len(), 128);
+        assert!(cp.verify(&k.verifying_key()));
+        assert!(!cp.verify(&keys(2).verifying_key()));
         for tampered in [
             Checkpoint {
                 seq: 42,
@@ -107,25 +146,48 @@ mod tests {
                 ..cp.clone()
             },
         ] {
-            assert!(!tampered.verify(b"key"), "{tampered:?}");
+            assert!(!tampered.verify(&k.verifying_key()), "{tampered:?}");
         }
     }
 
     #[test]
-    fn matches_openssl() {
-        // HMAC-SHA256("key", "moat-audit-checkpoint/v1\n1\nab\n0"), computed independently with
-        // `printf 'moat-audit-checkpoint/v1\n1\nab\n0' | openssl dgst -sha256 -hmac key`.
-        let cp = Checkpoint::new(1, "ab", 0, b"key");
-        assert_eq!(cp.signature, REFERENCE);
+    fn a_head_is_not_a_checkpoint() {
+        let k = keys(1);
+        let head = SignedHead::new(9, "ab".repeat(32), 5, &k);
+        assert!(head.verify(&k.verifying_key()));
+        let replayed = Checkpoint {
+            seq: head.seq,
+            hash: head.hash.clone(),
+            ts_ms: head.ts_ms,
+            signature: head.signature.clone(),
+        };
+        assert!(!replayed.verify(&k.verifying_key()));
+        let cp = Checkpoint::new(9, "ab".repeat(32), 5, &k);
+        assert_ne!(cp.signature, head.signature);
     }
 
-    const REFERENCE: &str = "4fe8376ad6b3cb471d05849eb71c9bc03e5a0b9e4f41f26cc72bc02c5014e9a2";
+    #[test]
+    fn verifies_with_the_reference_implementation() {
+        // The signature is plain Ed25519 over the canonical string, so any Ed25519 library
+        // verifies it; here ed25519-dalek's own verifier, from the public key's bytes alone.
+        let k = keys(4);
+        let cp = Checkpoint::new(1, "ab", 0, &k);
+        let public = VerifyingKey::from_bytes(k.verifying_key().as_bytes()).unwrap();
+        let sig = ed25519_dalek::Signature::from_slice(&crate::hex::decode(&cp.signature).unwrap())
+            .unwrap();
+        public
+            .verify_strict(b"moat-audit-checkpoint/v2\n1\nab\n0", &sig)
+            .unwrap();
+    }
 
     #[test]
     fn json_round_trip() {
-        let cp = Checkpoint::new(7, "00".repeat(32), 5, b"k");
+        let cp = Checkpoint::new(7, "00".repeat(32), 5, &keys(1));
         let text = serde_json::to_string(&cp).unwrap();
         assert!(text.starts_with(r#"{"seq":7,"hash":"#));
         assert_eq!(serde_json::from_str::<Checkpoint>(&text).unwrap(), cp);
+        let head = SignedHead::new(7, "00".repeat(32), 5, &keys(1));
+        let text = serde_json::to_string(&head).unwrap();
+        assert_eq!(serde_json::from_str::<SignedHead>(&text).unwrap(), head);
     }
 }

@@ -7,14 +7,16 @@ use std::fmt;
 use crate::chain::{hash_matches, GENESIS};
 use crate::checkpoint::Checkpoint;
 use crate::record::AuditRecord;
+use ed25519_dalek::VerifyingKey;
 
 /// Where the log is expected to start when it does not start at seq 1.
 #[derive(Debug, Clone, Copy)]
 pub struct Anchor<'a> {
     /// The checkpoint the first record must continue.
     pub checkpoint: &'a Checkpoint,
-    /// The checkpoint key; `None` trusts the checkpoint as given (a third party without the key).
-    pub key: Option<&'a [u8]>,
+    /// The audit public key: a checkpoint it did not sign is refused, so a row inserted by hand
+    /// cannot stand in for deleted records.
+    pub key: &'a VerifyingKey,
 }
 
 /// What verification found.
@@ -27,6 +29,8 @@ pub struct Report {
     pub head: Option<Head>,
     /// The first problem; verification stops there.
     pub first_bad: Option<Broken>,
+    /// Witnessed heads found in the log with their witnessed hash (see [`verify_witnessed`]).
+    pub witnessed: u64,
 }
 
 /// A position in the chain.
@@ -75,8 +79,16 @@ pub enum BrokenReason {
         /// `checkpoint.seq + 1`.
         expected: u64,
     },
-    /// The checkpoint's signature is not the key's.
+    /// The checkpoint's signature is not the key's (unsigned, forged, or signed by another key).
     BadCheckpointSignature,
+    /// The record at a witnessed seq has another hash than the witness saw: the log was
+    /// rewritten (every hash recomputed) since.
+    WitnessMismatch,
+    /// The log ends before a witnessed seq: records were cut from its end.
+    Truncated {
+        /// The last seq the log keeps (0 for none).
+        last: u64,
+    },
     /// The input at this position is not a record.
     Unreadable(String),
 }
@@ -95,16 +107,29 @@ pub fn verify_fallible<E: fmt::Display>(
     records: impl IntoIterator<Item = Result<AuditRecord, E>>,
     anchor: Option<Anchor<'_>>,
 ) -> Report {
+    verify_witnessed(records, anchor, &[])
+}
+
+/// [`verify_fallible`], and the log must hold every head in `witnessed` (from a witness
+/// outside the store, each signature already checked): the record at each witnessed seq must
+/// carry the witnessed hash ([`BrokenReason::WitnessMismatch`]), and the log must reach the
+/// highest one ([`BrokenReason::Truncated`]). A head below the anchor was dropped by retention:
+/// only one at the anchor's own seq can be compared (with the checkpoint's hash).
+pub fn verify_witnessed<E: fmt::Display>(
+    records: impl IntoIterator<Item = Result<AuditRecord, E>>,
+    anchor: Option<Anchor<'_>>,
+    witnessed: &[Head],
+) -> Report {
+    let mut heads: Vec<&Head> = witnessed.iter().collect();
+    heads.sort_by_key(|h| h.seq);
+    let mut heads = heads.into_iter().peekable();
     let mut report = Report {
         checked: 0,
         head: None,
         first_bad: None,
+        witnessed: 0,
     };
-    if let Some(Anchor {
-        checkpoint,
-        key: Some(key),
-    }) = anchor
-    {
+    if let Some(Anchor { checkpoint, key }) = anchor {
         if !checkpoint.verify(key) {
             report.first_bad = Some(Broken {
                 seq: Some(checkpoint.seq),
@@ -121,6 +146,22 @@ pub fn verify_fallible<E: fmt::Display>(
         ),
         None => (1, GENESIS.to_string()),
     };
+    if let Some(a) = anchor {
+        while let Some(head) = heads.next_if(|h| h.seq <= a.checkpoint.seq) {
+            if head.seq < a.checkpoint.seq {
+                continue;
+            }
+            if head.hash != a.checkpoint.hash {
+                report.first_bad = Some(Broken {
+                    seq: Some(head.seq),
+                    position: 0,
+                    reason: BrokenReason::WitnessMismatch,
+                });
+                return report;
+            }
+            report.witnessed += 1;
+        }
+    }
     let mut records = records.into_iter().peekable();
     let mut position = 0u64;
     while let Some(item) = records.next() {
@@ -138,6 +179,7 @@ pub fn verify_fallible<E: fmt::Display>(
         };
         let next_seq = records.peek().and_then(|r| r.as_ref().ok()).map(|r| r.seq);
         let first_after_anchor = position == 1 && anchor.is_some();
+        let witness = heads.next_if(|h| h.seq == record.seq);
         let problem = if !hash_matches(&mut record) {
             Some(BrokenReason::Edited)
         } else if first_after_anchor && (record.seq != expected || record.prev_hash != last_hash) {
@@ -146,6 +188,8 @@ pub fn verify_fallible<E: fmt::Display>(
             Some(reason)
         } else if record.prev_hash != last_hash {
             Some(BrokenReason::PrevMismatch)
+        } else if witness.is_some_and(|h| h.hash != record.hash) {
+            Some(BrokenReason::WitnessMismatch)
         } else {
             None
         };
@@ -158,11 +202,25 @@ pub fn verify_fallible<E: fmt::Display>(
             return report;
         }
         report.checked += 1;
+        report.witnessed += u64::from(witness.is_some());
         expected = record.seq.saturating_add(1);
         last_hash = record.hash;
         report.head = Some(Head {
             seq: record.seq,
             hash: last_hash.clone(),
+        });
+    }
+    if let Some(missing) = heads.next() {
+        let last = report
+            .head
+            .as_ref()
+            .map(|h| h.seq)
+            .or(anchor.map(|a| a.checkpoint.seq))
+            .unwrap_or(0);
+        report.first_bad = Some(Broken {
+            seq: Some(missing.seq),
+            position: position + 1,
+            reason: BrokenReason::Truncated { last },
         });
     }
     report
@@ -221,7 +279,16 @@ impl fmt::Display for BrokenReason {
                 f,
                 "does not continue the checkpoint: expected seq {expected} linked to its hash"
             ),
-            BrokenReason::BadCheckpointSignature => f.write_str("bad signature"),
+            BrokenReason::BadCheckpointSignature => f.write_str(
+                "bad signature: not signed by the audit key (unsigned, forged, or another key's)",
+            ),
+            BrokenReason::WitnessMismatch => f.write_str(
+                "its hash is not the one witnessed: the log was rewritten since the witness saw it",
+            ),
+            BrokenReason::Truncated { last } => write!(
+                f,
+                "witnessed but missing: the log ends at seq {last}, records were cut from its end"
+            ),
             BrokenReason::Unreadable(e) => write!(f, "not a record: {e}"),
         }
     }

@@ -3,11 +3,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use moat_audit::{
-    chain::compute_hash, verify, verify_fallible, Anchor, AuditRecord, Body, Broken, BrokenReason,
-    Chain, Checkpoint, Decision, ReadInfo, Route, SeqRange, Usage,
+    chain::compute_hash, verify, verify_fallible, verify_witnessed, Anchor, AuditKeys, AuditRecord,
+    Body, Broken, BrokenReason, Chain, Checkpoint, Decision, Head, ReadInfo, Route, SeqRange,
+    Usage, VerifyingKey,
 };
 
-const KEY: &[u8] = b"checkpoint key from config";
+fn keys() -> AuditKeys {
+    AuditKeys::from_seed([9; 32])
+}
 
 fn record(i: u64) -> AuditRecord {
     let mut r = AuditRecord::request(1_773_279_920_000 + i as i64 * 1000, format!("req_{i}"), 200);
@@ -42,6 +45,10 @@ fn record(i: u64) -> AuditRecord {
 fn log(n: u64) -> Vec<AuditRecord> {
     let mut chain = Chain::start();
     (1..=n).map(|i| chain.seal(record(i))).collect()
+}
+
+fn anchored<'a>(checkpoint: &'a Checkpoint, key: &'a VerifyingKey) -> Option<Anchor<'a>> {
+    Some(Anchor { checkpoint, key })
 }
 
 fn first_bad(records: Vec<AuditRecord>) -> Broken {
@@ -171,22 +178,19 @@ fn reordering_is_named() {
 #[test]
 fn retention_keeps_verification_with_a_signed_checkpoint() {
     let mut records = log(10);
-    let checkpoint = Checkpoint::covering(&records[4], 1_773_300_000_000, KEY);
+    let checkpoint = Checkpoint::covering(&records[4], 1_773_300_000_000, &keys());
     records.drain(..5);
-    let anchor = |key| {
-        Some(Anchor {
-            checkpoint: &checkpoint,
-            key,
-        })
-    };
+    let public = keys().verifying_key();
+    let wrong = AuditKeys::from_seed([1; 32]).verifying_key();
+    let anchor = |key| anchored(&checkpoint, key);
+    let (public, wrong) = (&public, &wrong);
 
-    let report = verify(records.clone(), anchor(Some(KEY)));
+    let report = verify(records.clone(), anchor(public));
     assert!(report.is_ok(), "{:?}", report.first_bad);
     assert_eq!(report.checked, 5);
-    assert!(verify(records.clone(), anchor(None)).is_ok());
 
     assert_eq!(
-        verify(records.clone(), anchor(Some(b"wrong"))).first_bad,
+        verify(records.clone(), anchor(wrong)).first_bad,
         Some(Broken {
             seq: Some(5),
             position: 0,
@@ -202,14 +206,14 @@ fn retention_keeps_verification_with_a_signed_checkpoint() {
     let mut cut = records.clone();
     cut.remove(0);
     assert_eq!(
-        verify(cut, anchor(Some(KEY))).first_bad,
+        verify(cut, anchor(public)).first_bad,
         Some(bad(7, 1, BrokenReason::AnchorMismatch { expected: 6 }))
     );
 
     // Writing continues from the checkpoint after an empty log.
     let mut chain = Chain::after(&checkpoint);
     let fresh: Vec<_> = (6..=7).map(|i| chain.seal(record(i))).collect();
-    assert!(verify(fresh, anchor(Some(KEY))).is_ok());
+    assert!(verify(fresh, anchor(public)).is_ok());
 }
 
 #[test]
@@ -294,5 +298,105 @@ fn messages_name_the_record() {
     assert_eq!(
         first_bad(records).to_string(),
         "record 2 (line 2): edited: its hash does not match its content"
+    );
+}
+
+#[test]
+fn a_checkpoint_forged_by_hand_is_refused() {
+    // What a hand-inserted row holds: the right seq and hash, a signature made up (or none).
+    let records = log(10);
+    for signature in [String::new(), "00".repeat(64), "ab".repeat(32)] {
+        let forged = Checkpoint {
+            seq: 10,
+            hash: records[9].hash.clone(),
+            ts_ms: 1,
+            signature,
+        };
+        let anchor = Anchor {
+            checkpoint: &forged,
+            key: &keys().verifying_key(),
+        };
+        assert_eq!(
+            verify(Vec::new(), Some(anchor)).first_bad,
+            Some(Broken {
+                seq: Some(10),
+                position: 0,
+                reason: BrokenReason::BadCheckpointSignature
+            })
+        );
+    }
+}
+
+#[test]
+fn a_witness_catches_truncation_and_a_consistent_rewrite() {
+    let records = log(10);
+    let head = |i: usize| Head {
+        seq: records[i].seq,
+        hash: records[i].hash.clone(),
+    };
+    let ok = |r: Vec<AuditRecord>, heads: &[Head]| {
+        verify_witnessed(r.into_iter().map(Ok::<_, String>), None, heads)
+    };
+    let report = ok(records.clone(), &[head(3), head(9)]);
+    assert!(report.is_ok(), "{:?}", report.first_bad);
+    assert_eq!(report.witnessed, 2);
+
+    // Tail truncation: the chain of what is left is fine; only the witness knows better.
+    let cut = records[..7].to_vec();
+    assert!(verify(cut.clone(), None).is_ok());
+    assert_eq!(
+        ok(cut, &[head(3), head(9)]).first_bad,
+        Some(bad(10, 8, BrokenReason::Truncated { last: 7 }))
+    );
+    // Everything deleted.
+    assert_eq!(
+        ok(Vec::new(), &[head(9)]).first_bad,
+        Some(bad(10, 1, BrokenReason::Truncated { last: 0 }))
+    );
+
+    // A consistent rewrite: record 5 edited and every hash from it recomputed.
+    let mut chain = Chain::start();
+    let rewritten: Vec<AuditRecord> = records
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            if r.seq == 5 {
+                r.status = 403;
+            }
+            chain.seal(r)
+        })
+        .collect();
+    assert!(verify(rewritten.clone(), None).is_ok());
+    assert_eq!(
+        ok(rewritten.clone(), &[head(9)]).first_bad,
+        Some(bad(10, 10, BrokenReason::WitnessMismatch))
+    );
+    assert_eq!(
+        ok(rewritten, &[head(3), head(6)]).first_bad,
+        Some(bad(7, 7, BrokenReason::WitnessMismatch))
+    );
+
+    // A head dropped by retention is covered by the checkpoint; one at its seq is compared.
+    let checkpoint = Checkpoint::covering(&records[4], 0, &keys());
+    let public = keys().verifying_key();
+    let anchor = Anchor {
+        checkpoint: &checkpoint,
+        key: &public,
+    };
+    let kept = records[5..].to_vec().into_iter().map(Ok::<_, String>);
+    let report = verify_witnessed(kept.clone(), Some(anchor), &[head(2), head(4), head(9)]);
+    assert!(report.is_ok(), "{:?}", report.first_bad);
+    assert_eq!(report.witnessed, 2);
+    let other = Head {
+        seq: 5,
+        hash: "00".repeat(32),
+    };
+    assert_eq!(
+        verify_witnessed(kept, Some(anchor), &[other]).first_bad,
+        Some(Broken {
+            seq: Some(5),
+            position: 0,
+            reason: BrokenReason::WitnessMismatch
+        })
     );
 }
