@@ -44,7 +44,7 @@ mod types;
 
 use std::path::Path;
 
-pub use audit::{AuditConfig, BodiesConfig, BodyPolicy, Durability};
+pub use audit::{AuditConfig, BodiesConfig, BodyPolicy, Durability, WitnessConfig};
 pub use env::{Env, MapEnv, ProcessEnv};
 pub use error::{ConfigError, ConfigErrors};
 pub use governance::spec::{BudgetSpec, LimitsSpec, ObjectivesSpec, WorkflowSpec};

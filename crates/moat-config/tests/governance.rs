@@ -247,22 +247,34 @@ fn the_audit_section_is_read_and_checked() {
 durability = "sync"
 flush_interval = "50ms"
 bodies = { confidential = "full", restricted = "none" }
-checkpoint_key = "0123456789abcdef0123456789abcdef"
 retention = "90d"
+signing_key = "keys/audit.pem"
+witness = { file = "/mnt/witness/heads.jsonl", every_records = 10, every = "5s" }
 "#);
     assert_eq!(c.audit.durability, Durability::Sync);
     assert_eq!(c.audit.flush_interval, Duration::from_millis(50));
     assert_eq!(c.audit.bodies.confidential, BodyPolicy::Full);
     assert_eq!(c.audit.bodies.restricted, BodyPolicy::None);
     assert_eq!(c.audit.retention, Some(Duration::from_secs(90 * 86_400)));
-    let got = errors("[audit]\ndurability = \"eventually\"\nbodies = { public = \"some\" }\nretention = \"30d\"\ncheckpoint_key = \"short\"\n");
+    assert!(c.audit.signing_key.unwrap().ends_with("keys/audit.pem"));
+    let witness = c.audit.witness.unwrap();
+    assert_eq!(witness.file, std::path::Path::new("/mnt/witness/heads.jsonl"));
+    assert_eq!((witness.every_records, witness.every), (10, Duration::from_secs(5)));
+    // Without `signing_key`, the key file sits beside the store file.
+    let c = ok("");
+    assert_eq!(c.audit.witness, None);
+    let beside = c.audit.signing_key_path(std::path::Path::new("/var/lib/moat/moat.db"));
+    assert_eq!(beside.unwrap(), std::path::Path::new("/var/lib/moat/moat.db.audit-key"));
+    assert_eq!(c.audit.signing_key_path(std::path::Path::new(":memory:")), None);
+    let got = errors("[audit]\ndurability = \"eventually\"\nbodies = { public = \"some\" }\nretention = \"30d\"\ncheckpoint_key = \"0123456789abcdef0123456789abcdef\"\nwitness = { every = \"0s\" }\n");
     assert_eq!(
         got,
         [
+            "audit.witness: missing required field `file`: the witness file heads are appended to",
             "line 23: audit.durability: unknown durability \"eventually\": expected \"batch\" (written within flush_interval) or \"sync\" (durable before the response completes)",
             "line 24: audit.bodies.public: unknown body policy \"some\": expected \"full\", \"hash\" or \"none\"",
-            "line 25: audit.retention: retention drops old records behind a signed checkpoint: set `checkpoint_key` too",
-            "line 26: audit.checkpoint_key: is too short: use at least 32 characters (for example `openssl rand -hex 32`)",
+            "line 26: audit.checkpoint_key: was removed: checkpoints are now signed with the Ed25519 audit key (`signing_key`, a file generated on first start); delete this line",
+            "line 27: audit.witness.every: must be greater than 0",
         ]
     );
 }

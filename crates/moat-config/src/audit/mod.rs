@@ -1,14 +1,14 @@
 //! `[audit]`: the hash-chained audit log: how durable each record is before its response
-//! completes, which bodies it keeps by workflow sensitivity, the checkpoint signing key and
-//! retention.
+//! completes, which bodies it keeps by workflow sensitivity, the audit key file, the witness of
+//! signed heads and retention.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use moat_core::Secret;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::context::{is_header_value, Ctx, Zero};
+use crate::context::{Ctx, Zero};
 use crate::detection::integer;
 use crate::document::Element;
 use crate::raw::Any;
@@ -39,7 +39,8 @@ impl Durability {
 pub enum BodyPolicy {
     /// The whole body (replayable by `moat detect replay`; readable by role).
     Full,
-    /// Only its SHA-256: proves what was sent without keeping it.
+    /// Only its keyed digest (HMAC-SHA256 under a key derived from the audit key): proves what
+    /// was sent, to a holder of the key and the body, without keeping it.
     Hash,
     /// Nothing.
     None,
@@ -117,15 +118,41 @@ pub struct AuditConfig {
     pub queue: usize,
     /// Body policy by workflow sensitivity.
     pub bodies: BodiesConfig,
-    /// HMAC key that signs retention checkpoints; required for `retention`.
-    pub checkpoint_key: Option<Secret<String>>,
     /// Records older than this are dropped behind a signed checkpoint; `None` keeps everything.
     pub retention: Option<Duration>,
+    /// The audit key file (Ed25519, PKCS#8 PEM, generated on first start if absent); `None`:
+    /// beside the store file ([`AuditConfig::signing_key_path`]).
+    pub signing_key: Option<PathBuf>,
+    /// Where signed heads of the chain go, outside the store; `None`: nowhere.
+    pub witness: Option<WitnessConfig>,
+}
+
+/// `[audit.witness]`: signed heads of the chain, written outside the store so that a later
+/// truncation or rewrite of the log shows (`moat audit verify --witness FILE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessConfig {
+    /// The file heads are appended to, one JSON line each (put it on another disk or host).
+    pub file: PathBuf,
+    /// A head is written after this many records at most; default 1000.
+    pub every_records: u64,
+    /// ... and at least this often while records are written; default 60s.
+    pub every: Duration,
 }
 
 impl AuditConfig {
-    /// The shortest checkpoint key accepted.
-    pub const MIN_KEY_LEN: usize = 32;
+    /// The audit key file: `signing_key`, else the store's path with `.audit-key` appended;
+    /// `None` for an in-memory store (its key lives as long as the process, as its records do).
+    pub fn signing_key_path(&self, store: &Path) -> Option<PathBuf> {
+        if let Some(path) = &self.signing_key {
+            return Some(path.clone());
+        }
+        if store.as_os_str() == ":memory:" || store.as_os_str().is_empty() {
+            return None;
+        }
+        let mut name = store.as_os_str().to_os_string();
+        name.push(".audit-key");
+        Some(PathBuf::from(name))
+    }
 }
 
 impl Default for AuditConfig {
@@ -137,8 +164,9 @@ impl Default for AuditConfig {
             batch_max: 512,
             queue: 65_536,
             bodies: BodiesConfig::default(),
-            checkpoint_key: None,
             retention: None,
+            signing_key: None,
+            witness: None,
         }
     }
 }
@@ -155,6 +183,17 @@ pub(crate) struct RawAudit {
     pub bodies: Option<RawBodies>,
     pub checkpoint_key: Option<Spanned<String>>,
     pub retention: Option<Any>,
+    pub signing_key: Option<Spanned<String>>,
+    pub witness: Option<RawWitness>,
+}
+
+/// `[audit.witness]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWitness {
+    pub file: Option<Spanned<String>>,
+    pub every_records: Option<Any>,
+    pub every: Option<Any>,
 }
 
 /// `[audit.bodies]` as written.
@@ -236,23 +275,12 @@ pub(crate) fn audit(ctx: &mut Ctx<'_>, element: Option<&Element<RawAudit>>) -> A
         one(&b.restricted, "restricted", &mut out.bodies.restricted);
     }
     if let Some(v) = &raw.checkpoint_key {
-        let field = e.field("checkpoint_key");
-        match ctx.string(v, &field) {
-            Some(k) if k.is_empty() => {}
-            Some(k) if !is_header_value(&k) => {
-                let message = "must not contain line breaks or other control characters";
-                ctx.errors.push(Some(v.span()), field, message);
-            }
-            Some(k) if k.chars().count() < AuditConfig::MIN_KEY_LEN => {
-                let message = format!(
-                    "is too short: use at least {} characters (for example `openssl rand -hex 32`)",
-                    AuditConfig::MIN_KEY_LEN
-                );
-                ctx.errors.push(Some(v.span()), field, message);
-            }
-            Some(k) => out.checkpoint_key = Some(Secret::new(k)),
-            None => {}
-        }
+        // An HMAC key let its holder forge the checkpoints only its holder could check; the
+        // Ed25519 audit key replaced it, and a key silently ignored would mislead.
+        let message = "was removed: checkpoints are now signed with the Ed25519 audit key \
+            (`signing_key`, a file generated on first start); delete this line";
+        ctx.errors
+            .push(Some(v.span()), e.field("checkpoint_key"), message);
     }
     if let Some(v) = &raw.retention {
         let d = ctx.duration(
@@ -263,12 +291,53 @@ pub(crate) fn audit(ctx: &mut Ctx<'_>, element: Option<&Element<RawAudit>>) -> A
         );
         if !d.is_zero() {
             out.retention = Some(d);
-            if out.checkpoint_key.is_none() && !e.already_reported("checkpoint_key") {
-                let message = "retention drops old records behind a signed checkpoint: set `checkpoint_key` too";
-                ctx.errors
-                    .push(Some(v.span()), e.field("retention"), message);
-            }
         }
     }
+    if let Some(v) = &raw.signing_key {
+        if let Some(path) = ctx.name(v, &e.field("signing_key")) {
+            out.signing_key = Some(crate::sections::resolve(ctx, &path));
+        }
+    }
+    if let Some(w) = &raw.witness {
+        out.witness = witness(ctx, &e.field("witness"), w);
+    }
     out
+}
+
+/// `[audit.witness]`; `None` after reporting a missing or bad `file`.
+fn witness(ctx: &mut Ctx<'_>, path: &str, raw: &RawWitness) -> Option<WitnessConfig> {
+    let field = |key: &str| format!("{path}.{key}");
+    let mut out = WitnessConfig {
+        file: PathBuf::new(),
+        every_records: 1000,
+        every: Duration::from_secs(60),
+    };
+    if let Some(n) = integer(
+        ctx,
+        raw.every_records.as_ref(),
+        &field("every_records"),
+        1,
+        1 << 32,
+    ) {
+        out.every_records = n;
+    }
+    out.every = ctx.duration(
+        raw.every.as_ref(),
+        &field("every"),
+        out.every,
+        Zero::Rejected,
+    );
+    let Some(v) = &raw.file else {
+        let message = "missing required field `file`: the witness file heads are appended to";
+        ctx.errors.push(None, path.to_string(), message);
+        return None;
+    };
+    let file = ctx.name(v, &field("file"))?;
+    if file == ":memory:" {
+        ctx.errors
+            .push(Some(v.span()), field("file"), "must be a file path");
+        return None;
+    }
+    out.file = crate::sections::resolve(ctx, &file);
+    Some(out)
 }
