@@ -167,17 +167,31 @@ impl AppState {
         Ok(self)
     }
 
-    /// Writes an audit record of every request to `store` (unless `audit.enabled = false`),
-    /// continuing its hash chain; starts the writer task.
+    /// [`AppState::with_audit_store_keyed`] with an audit key drawn for this process only (its
+    /// checkpoints, heads and digests cannot be checked after it ends): for tests and
+    /// in-memory stores. `moat serve` passes the key file's.
     pub async fn with_audit_store(
+        self,
+        store: Arc<dyn moat_store::AuditStore>,
+    ) -> Result<AppState, StateError> {
+        let keys = moat_audit::AuditKeys::from_seed(rand::random());
+        self.with_audit_store_keyed(store, Arc::new(keys)).await
+    }
+
+    /// Writes an audit record of every request to `store` (unless `audit.enabled = false`),
+    /// continuing its hash chain after checking its checkpoints (and witness) against `keys`;
+    /// starts the writer task.
+    pub async fn with_audit_store_keyed(
         mut self,
         store: Arc<dyn moat_store::AuditStore>,
+        keys: Arc<moat_audit::AuditKeys>,
     ) -> Result<AppState, StateError> {
         if self.config.audit.enabled {
             let (log, _task) = crate::audit::AuditLog::start(
                 Arc::clone(&store),
                 self.config.audit.clone(),
                 Arc::clone(&self.clock),
+                keys,
             )
             .await
             .map_err(StateError::Audit)?;

@@ -125,11 +125,14 @@ async fn every_request_allowed_or_refused_is_one_chained_record() {
     let claims = &got[3];
     assert_eq!(claims.workflow.as_deref(), Some("claims"));
     assert!(
-        matches!(claims.request_body, Body::Sha256(_)),
+        matches!(claims.request_body, Body::Keyed(_)),
         "{:?}",
         claims.request_body
     );
-    assert!(matches!(claims.response_body, Body::Sha256(_)));
+    assert!(matches!(claims.response_body, Body::Keyed(_)));
+    // Keyed: not the plain SHA-256 anyone could recompute from a guess of the body.
+    let sent = serde_json::to_vec(&ask).unwrap();
+    assert_ne!(claims.request_body, Body::digest(&sent));
     // The chain verifies, seq 1..4.
     let report = verify(got, None);
     assert!(report.is_ok(), "{:?}", report.first_bad);
@@ -180,14 +183,12 @@ async fn batch_records_are_written_within_the_interval_and_the_chain_continues_a
 async fn the_gateway_applies_retention_behind_a_signed_checkpoint_and_the_rest_verifies() {
     use moat_audit::{Anchor, Checkpoint};
     use moat_core::ManualClock;
-    const KEY: &str = "retention-key-0123456789abcdef0123";
     const HOUR: i64 = 3_600_000;
     let t0 = 1_780_000_000_000;
     let clock = Arc::new(ManualClock::new(t0));
     let store = Arc::new(MemoryStore::new());
     let edit = |c: &mut moat_config::Config| {
         c.audit.retention = Some(std::time::Duration::from_secs(3600));
-        c.audit.checkpoint_key = Some(moat_core::Secret::new(KEY.into()));
     };
     let h = Harness::start_over_store(edit, clock.clone(), store.clone()).await;
     let ask =
@@ -209,7 +210,9 @@ async fn the_gateway_applies_retention_behind_a_signed_checkpoint_and_the_rest_v
     }
     let checkpoint: Checkpoint =
         serde_json::from_str(&store.audit_checkpoints().await.unwrap()[0].json).unwrap();
-    assert!(checkpoint.verify(KEY.as_bytes()));
+    let public = common::audit_keys().verifying_key();
+    assert!(checkpoint.verify(&public));
+    assert!(!checkpoint.verify(&moat_audit::AuditKeys::from_seed([8; 32]).verifying_key()));
     let kept = records(&store).await;
     assert_eq!(checkpoint.seq, 3);
     assert_eq!(kept.iter().map(|r| r.seq).collect::<Vec<_>>(), [4]);
@@ -220,7 +223,7 @@ async fn the_gateway_applies_retention_behind_a_signed_checkpoint_and_the_rest_v
     assert_eq!(kept.len(), 2);
     let anchor = Anchor {
         checkpoint: &checkpoint,
-        key: Some(KEY.as_bytes()),
+        key: &public,
     };
     let report = verify(kept, Some(anchor));
     assert!(report.is_ok(), "{:?}", report.first_bad);

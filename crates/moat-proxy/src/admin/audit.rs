@@ -4,12 +4,13 @@
 //! - `admin`, `security`: each record is the stored document byte for byte, so its `hash` and
 //!   `prev_hash` can be checked against the chain.
 //! - `auditor`: every string inside a kept body (`request_body.full`, `response_body.full`) goes
-//!   through `moat_audit::redact_json`, and so do the personal metadata fields (`source_ip`,
-//!   `end_user`); the record gains `"redacted": true`, because its hash covers the original
+//!   through `moat_audit::redact_json`; the personal metadata fields (`source_ip`, `end_user`)
+//!   become keyed pseudonyms (`anon_` + 16 hex digits, `AuditKeys::pseudonym`: equal values
+//!   correlate, the value is hidden; redacted outright without an audit log); the record gains `"redacted": true`, because its hash covers the original
 //!   values and no longer verifies. Digests and other metadata are left as stored.
 //! - `viewer`: `request_body` and `response_body` are removed (not replaced by
 //!   `{"omitted": true}`, which would claim the log kept no body), the personal metadata fields
-//!   are redacted as for the auditor, and the record gains `"redacted": true`.
+//!   are pseudonymised as for the auditor, and the record gains `"redacted": true`.
 //!
 //! An answer that shows at least one kept body (admin, security, auditor) appends a `read`
 //! record before it is sent (`audit.durability = "sync"`: committed before it is sent) naming
@@ -104,7 +105,7 @@ pub(crate) async fn list(
     } else {
         None
     };
-    let shaped = match shape_all(&rows, caller.role) {
+    let shaped = match shape_all(&rows, caller.role, pseudonyms(&state)) {
         Ok(s) => s,
         Err(seq) => return unreadable(seq),
     };
@@ -140,7 +141,7 @@ pub(crate) async fn one(
         let message = format!("the audit log keeps no record {seq}");
         return error(StatusCode::NOT_FOUND, "not_found_error", &message);
     }
-    let mut shaped = match shape_all(&rows, caller.role) {
+    let mut shaped = match shape_all(&rows, caller.role, pseudonyms(&state)) {
         Ok(s) => s,
         Err(seq) => return unreadable(seq),
     };
@@ -168,11 +169,20 @@ const BODIES: [&str; 2] = ["request_body", "response_body"];
 /// Metadata that may identify a person: redacted for the roles that see redacted records.
 const PERSONAL: [&str; 2] = ["source_ip", "end_user"];
 
+/// The key of `end_user` and `source_ip` pseudonyms: the audit log's.
+fn pseudonyms(state: &AppState) -> Option<&moat_audit::AuditKeys> {
+    state.audit.as_deref().map(crate::audit::AuditLog::keys)
+}
+
 /// Every row shaped for `role`, or the seq of the first that cannot be read.
-fn shape_all(rows: &[StoredAudit], role: AdminRole) -> Result<Vec<Shaped>, u64> {
+fn shape_all(
+    rows: &[StoredAudit],
+    role: AdminRole,
+    pseudonyms: Option<&moat_audit::AuditKeys>,
+) -> Result<Vec<Shaped>, u64> {
     rows.iter()
         .map(|row| {
-            shape(row, role).map_err(|e| {
+            shape(row, role, pseudonyms).map_err(|e| {
                 tracing::error!(seq = row.seq, error = %e, "an audit record cannot be read");
                 row.seq
             })
@@ -186,7 +196,11 @@ fn unreadable(seq: u64) -> Response {
 }
 
 /// `row` as `role` sees it (see the module's doc).
-fn shape(row: &StoredAudit, role: AdminRole) -> Result<Shaped, serde_json::Error> {
+fn shape(
+    row: &StoredAudit,
+    role: AdminRole,
+    pseudonyms: Option<&moat_audit::AuditKeys>,
+) -> Result<Shaped, serde_json::Error> {
     if !redacts(role) {
         // Parsed only to tell whether it holds a body; what is sent is the stored text.
         let record: AuditRecord = serde_json::from_str(&row.json)?;
@@ -211,7 +225,11 @@ fn shape(row: &StoredAudit, role: AdminRole) -> Result<Shaped, serde_json::Error
         }
         for field in PERSONAL {
             if let Some(value) = record.get_mut(field) {
-                *value = moat_audit::redact_json(value.take());
+                // A keyed pseudonym: equal values still correlate, the value itself is hidden.
+                *value = match (pseudonyms, value.as_str()) {
+                    (Some(keys), Some(text)) => Value::String(keys.pseudonym(field, text)),
+                    _ => moat_audit::redact_json(value.take()),
+                };
             }
         }
         record.insert("redacted".into(), Value::Bool(true));
@@ -379,12 +397,12 @@ mod tests {
         let stored = record(br#"{"messages":[{"content":"mail bob@example.com","n":1.0e2}]}"#);
         let row = row(&stored);
         for role in [AdminRole::Admin, AdminRole::Security] {
-            let s = shape(&row, role).unwrap();
+            let s = shape(&row, role, None).unwrap();
             assert_eq!(s.json.get(), stored, "byte for byte");
             assert!(s.shows_body);
         }
         let auditor: Value =
-            serde_json::from_str(shape(&row, AdminRole::Auditor).unwrap().json.get()).unwrap();
+            serde_json::from_str(shape(&row, AdminRole::Auditor, None).unwrap().json.get()).unwrap();
         assert_eq!(
             auditor["request_body"]["full"]["messages"][0]["content"],
             "mail [REDACTED:email]"
@@ -394,7 +412,7 @@ mod tests {
             Some(64)
         );
         assert_eq!(auditor["redacted"], true);
-        let viewer = shape(&row, AdminRole::Viewer).unwrap();
+        let viewer = shape(&row, AdminRole::Viewer, None).unwrap();
         assert!(!viewer.shows_body);
         let viewer: Value = serde_json::from_str(viewer.json.get()).unwrap();
         assert!(viewer.get("request_body").is_none() && viewer.get("response_body").is_none());
@@ -405,10 +423,32 @@ mod tests {
     }
 
     #[test]
+    fn end_users_and_addresses_are_pseudonymised_for_auditors_and_viewers() {
+        let keys = moat_audit::AuditKeys::from_seed([5; 32]);
+        let mut r = AuditRecord::request(1, "req_1", 200);
+        r.end_user = Some("jane.roe@example.com".into());
+        r.source_ip = Some("10.1.2.3".into());
+        let stored = serde_json::to_string(&r).unwrap();
+        let row = row(&stored);
+        for role in [AdminRole::Auditor, AdminRole::Viewer] {
+            let shaped: Value =
+                serde_json::from_str(shape(&row, role, Some(&keys)).unwrap().json.get()).unwrap();
+            assert_eq!(
+                shaped["end_user"],
+                keys.pseudonym("end_user", "jane.roe@example.com")
+            );
+            assert_eq!(shaped["source_ip"], keys.pseudonym("source_ip", "10.1.2.3"));
+            assert!(!shaped.to_string().contains("jane.roe") && !shaped.to_string().contains("10.1.2.3"));
+        }
+        let admin = shape(&row, AdminRole::Admin, Some(&keys)).unwrap();
+        assert_eq!(admin.json.get(), stored);
+    }
+
+    #[test]
     fn a_record_without_kept_bodies_shows_none() {
         let row = row(&serde_json::to_string(&AuditRecord::request(1, "r", 200)).unwrap());
         for role in AdminRole::ALL {
-            assert!(!shape(&row, role).unwrap().shows_body, "{role}");
+            assert!(!shape(&row, role, None).unwrap().shows_body, "{role}");
         }
     }
 

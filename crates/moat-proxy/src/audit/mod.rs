@@ -12,12 +12,14 @@
 //! batch kept; nothing is dropped.
 
 mod record;
+mod resume;
 pub mod retention;
+pub mod witness;
 
 pub(crate) use record::{build, keeps_bodies, AuditInput};
 pub use record::{Capture, CAPTURE_MAX};
 
-use moat_audit::{AuditRecord, Chain};
+use moat_audit::{AuditKeys, AuditRecord, Chain, Head};
 use moat_config::AuditConfig;
 use moat_store::{AuditStore, StoreError, StoredAudit};
 use std::sync::Arc;
@@ -36,6 +38,8 @@ struct Job {
 pub struct AuditLog {
     tx: mpsc::Sender<Job>,
     config: AuditConfig,
+    /// The audit key: signs checkpoints and heads, keys body digests and pseudonyms.
+    keys: Arc<AuditKeys>,
     /// Stops the retention task when the log goes.
     stop: tokio_util::sync::CancellationToken,
 }
@@ -48,22 +52,31 @@ impl Drop for AuditLog {
 
 impl AuditLog {
     /// Continues the chain where `store` ends and starts the writer task (and, with
-    /// `audit.retention` and `audit.checkpoint_key`, the retention task). The writer ends when
-    /// every `AuditLog` handle is dropped and the queue is drained.
+    /// `audit.retention`, the retention task; with `[audit.witness]`, the witness task). The
+    /// writer ends when every `AuditLog` handle is dropped and the queue is drained.
+    ///
+    /// Refuses (`StoreError::Corrupt`) a store whose checkpoints `keys` did not sign, or that no
+    /// longer holds the witness's last head (`resume.rs`).
     pub async fn start(
         store: Arc<dyn AuditStore>,
         config: AuditConfig,
         clock: Arc<dyn moat_core::Clock>,
+        keys: Arc<AuditKeys>,
     ) -> Result<(Arc<AuditLog>, JoinHandle<()>), StoreError> {
+        resume::check(store.as_ref(), &keys, config.witness.as_ref()).await?;
         let chain = match store.audit_tail().await? {
             Some(tail) => Chain::resume(tail.seq, tail.hash),
             None => Chain::start(),
         };
         let (tx, rx) = mpsc::channel(config.queue);
         let stop = tokio_util::sync::CancellationToken::new();
-        if let (Some(keep), Some(key)) = (config.retention, &config.checkpoint_key) {
-            let key = key.expose().as_bytes().to_vec();
-            retention::spawn(Arc::clone(&store), key, keep, clock, stop.clone());
+        if let Some(keep) = config.retention {
+            let (store, keys, clock) = (Arc::clone(&store), Arc::clone(&keys), Arc::clone(&clock));
+            retention::spawn(store, keys, keep, clock, stop.clone());
+        }
+        let (head, heads) = tokio::sync::watch::channel(None);
+        if let Some(w) = &config.witness {
+            witness::spawn(w.clone(), Arc::clone(&keys), clock, heads);
         }
         let task = tokio::spawn(write_loop(
             rx,
@@ -71,8 +84,20 @@ impl AuditLog {
             chain,
             config.flush_interval,
             config.batch_max,
+            head,
         ));
-        Ok((Arc::new(AuditLog { tx, config, stop }), task))
+        let log = AuditLog {
+            tx,
+            config,
+            keys,
+            stop,
+        };
+        Ok((Arc::new(log), task))
+    }
+
+    /// The audit key (for keyed digests and pseudonyms).
+    pub fn keys(&self) -> &AuditKeys {
+        &self.keys
     }
 
     /// The audit settings.
@@ -135,6 +160,7 @@ async fn write_loop(
     mut chain: Chain,
     flush: Duration,
     max: usize,
+    head: tokio::sync::watch::Sender<Option<Head>>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
@@ -165,8 +191,13 @@ async fn write_loop(
             }
             acks.extend(job.ack);
         }
-        if !batch.is_empty() {
+        if let Some(last) = batch.last() {
             append(store.as_ref(), &batch).await;
+            // The witness signs heads off this path; publishing never waits.
+            head.send_replace(Some(Head {
+                seq: last.seq,
+                hash: last.hash.clone(),
+            }));
         }
         metrics::counter!("moat_audit_records_total").increment(batch.len() as u64);
         for ack in acks {

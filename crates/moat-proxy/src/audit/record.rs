@@ -3,7 +3,7 @@
 
 use crate::telemetry::RequestRecord;
 use bytes::Bytes;
-use moat_audit::{AuditRecord, Body, Decision, Route, Timings, Usage};
+use moat_audit::{AuditKeys, AuditRecord, Body, Decision, Route, Timings, Usage};
 use moat_config::BodyPolicy;
 use std::time::Duration;
 
@@ -30,6 +30,7 @@ pub struct AuditInput {
 
 /// The record of `r`, finished with `status`, `usage` and `error` after `elapsed`.
 pub(crate) fn build(
+    keys: &AuditKeys,
     r: &mut RequestRecord,
     status: u16,
     usage: Option<&moat_protocol::usage::Usage>,
@@ -72,19 +73,22 @@ pub(crate) fn build(
     };
     // A request refused before its key was known keeps only the digests of its bodies.
     let policy = input.policy.unwrap_or(BodyPolicy::Hash);
-    out.request_body = body(input.request_body.as_deref(), policy);
+    out.request_body = body(keys, input.request_body.as_deref(), policy);
     out.response_body = match (input.response_body.as_deref(), input.response_digest) {
-        (None, Some(digest)) if policy != BodyPolicy::None => Body::Sha256(digest),
-        (bytes, _) => body(bytes, policy),
+        (None, Some(sha256)) if policy != BodyPolicy::None => keys
+            .body_digest_of_sha256(&sha256)
+            .unwrap_or(Body::Omitted),
+        (bytes, _) => body(keys, bytes, policy),
     };
     out
 }
 
-fn body(bytes: Option<&[u8]>, policy: BodyPolicy) -> Body {
+/// A body by `policy`; digests are keyed, so an auditor cannot confirm a guessed body.
+fn body(keys: &AuditKeys, bytes: Option<&[u8]>, policy: BodyPolicy) -> Body {
     match (bytes, policy) {
         (None, _) | (_, BodyPolicy::None) => Body::Omitted,
         (Some(b), BodyPolicy::Full) => Body::full(b),
-        (Some(b), BodyPolicy::Hash) => Body::digest(b),
+        (Some(b), BodyPolicy::Hash) => keys.body_digest(b),
     }
 }
 

@@ -2,7 +2,7 @@
 //! of what is dropped, so `moat audit verify` still holds for what remains. Run by the gateway
 //! every [`RETENTION_INTERVAL`] when `audit.retention` is set, and by `moat audit prune`.
 
-use moat_audit::{Anchor, AuditRecord, Checkpoint, Report};
+use moat_audit::{Anchor, AuditKeys, AuditRecord, Checkpoint, Report};
 use moat_store::{AuditStore, StoreError, StoredCheckpoint};
 use std::time::Duration;
 
@@ -58,10 +58,11 @@ pub enum PruneError {
     WouldDropHead(u64),
 }
 
-/// Drops the records `cut` names behind a checkpoint signed with `key` at `now_ms`.
+/// Drops the records `cut` names behind a checkpoint signed with `keys` at `now_ms`, after
+/// checking the latest stored checkpoint's signature and the chain of what is dropped.
 pub async fn prune(
     store: &dyn AuditStore,
-    key: &[u8],
+    keys: &AuditKeys,
     cut: Cut,
     now_ms: i64,
 ) -> Result<Pruned, PruneError> {
@@ -103,17 +104,17 @@ pub async fn prune(
             pending.push(record.clone());
             last = Some(record);
             if pending.len() >= PAGE {
-                report = check(&pending, anchor.as_ref(), key, report)?;
+                report = check(&pending, anchor.as_ref(), keys, report)?;
                 pending.clear();
             }
         }
         from = page_last + 1;
     }
-    report = check(&pending, anchor.as_ref(), key, report)?;
+    report = check(&pending, anchor.as_ref(), keys, report)?;
     let Some(last) = last else {
         return Ok(Pruned::Nothing);
     };
-    let checkpoint = Checkpoint::covering(&last, now_ms, key);
+    let checkpoint = Checkpoint::covering(&last, now_ms, keys);
     let json = serde_json::to_string(&checkpoint)
         .map_err(|e| PruneError::Unreadable(format!("checkpoint cannot be written: {e}")))?;
     let stored = StoredCheckpoint {
@@ -135,19 +136,21 @@ pub async fn prune(
 fn check(
     records: &[AuditRecord],
     anchor: Option<&Checkpoint>,
-    key: &[u8],
+    keys: &AuditKeys,
     so_far: Report,
 ) -> Result<Report, PruneError> {
     if records.is_empty() {
         return Ok(so_far);
     }
+    // The chain checked so far continues from its head, signed here only to serve as the anchor.
     let resume = so_far
         .head
         .as_ref()
-        .map(|head| Checkpoint::new(head.seq, head.hash.clone(), 0, key));
+        .map(|head| Checkpoint::new(head.seq, head.hash.clone(), 0, keys));
+    let public = keys.verifying_key();
     let from = resume.as_ref().or(anchor).map(|c| Anchor {
         checkpoint: c,
-        key: Some(key),
+        key: &public,
     });
     let report = moat_audit::verify(records.iter().cloned(), from);
     if let Some(bad) = &report.first_bad {
@@ -162,7 +165,7 @@ fn check(
 /// Applies `retention` every [`RETENTION_INTERVAL`] (and once at start) until `done`.
 pub(crate) fn spawn(
     store: std::sync::Arc<dyn AuditStore>,
-    key: Vec<u8>,
+    keys: std::sync::Arc<AuditKeys>,
     retention: Duration,
     clock: std::sync::Arc<dyn moat_core::Clock>,
     done: tokio_util::sync::CancellationToken,
@@ -179,7 +182,7 @@ pub(crate) fn spawn(
             let now = clock.now_ms();
             match prune(
                 store.as_ref(),
-                &key,
+                &keys,
                 Cut::Before(now.saturating_sub(keep)),
                 now,
             )
