@@ -72,6 +72,15 @@ impl AuditKeys {
         crate::hex::encode(self.signing.verifying_key().as_bytes())
     }
 
+    /// The public key as PEM (`-----BEGIN PUBLIC KEY-----`, SubjectPublicKeyInfo), which
+    /// `openssl pkeyutl -verify -pubin` reads.
+    pub fn public_pem(&self) -> Result<String, KeyError> {
+        use ed25519_dalek::pkcs8::EncodePublicKey;
+        self.verifying_key()
+            .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .map_err(|_| KeyError::Public)
+    }
+
     /// Ed25519 signature of `message`, lower-case hex.
     pub(crate) fn sign(&self, message: &[u8]) -> String {
         crate::hex::encode(&self.signing.sign(message).to_bytes())

@@ -1,30 +1,57 @@
-//! `moat audit verify` and `moat audit export`: the audit log in the config's store, read page by
-//! page (constant memory whatever its length).
+//! `moat audit verify|export|prune|checkpoint|pubkey`: the audit log in the config's store,
+//! read page by page (constant memory whatever its length).
 
-use crate::cli::{AuditCheckpointArgs, AuditExportArgs, AuditPruneArgs, AuditVerifyArgs};
+use crate::cli::{
+    AuditCheckpointArgs, AuditExportArgs, AuditPruneArgs, AuditPubkeyArgs, AuditVerifyArgs,
+};
 use crate::serve::{load_config, open_store};
 use anyhow::{bail, Context};
-use moat_audit::{verify_fallible, Anchor, AuditRecord, Checkpoint};
+use moat_audit::{
+    parse_public_key, verify_witnessed, Anchor, AuditRecord, Checkpoint, Head, SignedHead,
+    VerifyingKey,
+};
 use moat_core::Clock;
 use moat_store::{AuditQuery, AuditStore, SqliteStore};
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 /// Records read per page.
 const PAGE: usize = 1_000;
 
-/// `moat audit verify`: checks the whole chain, from the latest retention checkpoint (its
-/// signature checked with `audit.checkpoint_key` when set) to the last record.
+/// `moat audit verify`: checks every checkpoint's signature, the whole chain from the latest
+/// checkpoint to the last record, and (with `--witness` / `--expect-head`) that the log still
+/// holds every witnessed head.
 pub async fn verify(args: AuditVerifyArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config)?;
     let store = Arc::new(open_store(&config)?);
-    let checkpoint = latest_checkpoint(&store).await?;
-    let key = config
-        .audit
-        .checkpoint_key
-        .as_ref()
-        .map(|k| k.expose().as_bytes().to_vec());
+    let needs_key = !args.witness.is_empty() || !store.audit_checkpoints().await?.is_empty();
+    let public = match public_key(&config, args.pubkey.as_deref())? {
+        Some(public) => public,
+        // Nothing signed to check: the chain alone is verified.
+        None if !needs_key => moat_audit::AuditKeys::from_seed([0; 32]).verifying_key(),
+        None => bail!(
+            "no audit key file at {}: give --pubkey (as `moat audit pubkey` printed it where the gateway runs) to check checkpoints and witnessed heads",
+            crate::audit_key::path(&config).map_or_else(|| ":memory:".into(), |p| p.display().to_string())
+        ),
+    };
+    let mut heads = args.expect_head.clone();
+    for file in &args.witness {
+        match read_witness(file, &public)? {
+            Ok(mut more) => heads.append(&mut more),
+            Err(bad) => {
+                println!("BROKEN: {bad}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    let checkpoint = match checked_checkpoints(&store, &public).await? {
+        Ok(latest) => latest,
+        Err(bad) => {
+            println!("BROKEN: {bad}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     let bounds = store.audit_bounds().await?;
     // A reader task pages through the store; verification consumes the records as they come.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<AuditRecord, String>>(PAGE);
@@ -58,22 +85,27 @@ pub async fn verify(args: AuditVerifyArgs) -> anyhow::Result<ExitCode> {
     let report = tokio::task::spawn_blocking(move || {
         let anchor = checkpoint.as_ref().map(|c| Anchor {
             checkpoint: c,
-            key: key.as_deref(),
+            key: &public,
         });
-        verify_fallible(rx, anchor)
+        verify_witnessed(rx, anchor, &heads)
     })
     .await?;
     reader.await?;
+    let witnessed = if args.witness.is_empty() && args.expect_head.is_empty() {
+        String::new()
+    } else {
+        format!(", {} witnessed heads matched", report.witnessed)
+    };
     match (&report.first_bad, &report.head) {
         (None, Some(head)) => {
             println!(
-                "ok: {} records verified, head seq {} hash {}",
+                "ok: {} records verified{witnessed}, head seq {} hash {}",
                 report.checked, head.seq, head.hash
             );
             Ok(ExitCode::SUCCESS)
         }
         (None, None) => {
-            println!("ok: the audit log is empty");
+            println!("ok: the audit log is empty{witnessed}");
             Ok(ExitCode::SUCCESS)
         }
         (Some(bad), _) => {
@@ -82,6 +114,91 @@ pub async fn verify(args: AuditVerifyArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// The public key to verify with: `--pubkey` (hex, or a file holding hex or PEM), else the
+/// config's key file's; `None` if neither exists.
+fn public_key(
+    config: &moat_config::Config,
+    given: Option<&str>,
+) -> anyhow::Result<Option<VerifyingKey>> {
+    if let Some(given) = given {
+        let text = match std::fs::read_to_string(given) {
+            Ok(text) => text,
+            Err(_) => given.to_string(),
+        };
+        let key = parse_public_key(&text).with_context(|| format!("--pubkey {given}"))?;
+        return Ok(Some(key));
+    }
+    let Some(path) = crate::audit_key::path(config) else {
+        return Ok(None);
+    };
+    Ok(crate::audit_key::load(&path)?.map(|keys| keys.verifying_key()))
+}
+
+/// The heads of a witness file, each signature checked; `Err` names the first bad line.
+fn read_witness(
+    file: &std::path::Path,
+    public: &VerifyingKey,
+) -> anyhow::Result<Result<Vec<Head>, String>> {
+    let f = std::fs::File::open(file)
+        .with_context(|| format!("opening witness file {}", file.display()))?;
+    let mut heads = Vec::new();
+    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = || format!("witness {} line {}", file.display(), i + 1);
+        let head: SignedHead = match serde_json::from_str(&line) {
+            Ok(h) => h,
+            Err(e) => return Ok(Err(format!("{}: not a signed head: {e}", at()))),
+        };
+        if !head.verify(public) {
+            return Ok(Err(format!(
+                "{}: bad signature: not signed by the audit key",
+                at()
+            )));
+        }
+        heads.push(Head {
+            seq: head.seq,
+            hash: head.hash,
+        });
+    }
+    Ok(Ok(heads))
+}
+
+/// Every stored checkpoint's signature checked; the latest, which anchors verification.
+async fn checked_checkpoints(
+    store: &SqliteStore,
+    public: &VerifyingKey,
+) -> anyhow::Result<Result<Option<Checkpoint>, String>> {
+    let mut latest = None;
+    for row in store.audit_checkpoints().await? {
+        let checkpoint: Checkpoint = match serde_json::from_str(&row.json) {
+            Ok(c) => c,
+            Err(e) => {
+                return Ok(Err(format!(
+                    "checkpoint at seq {}: not a signed checkpoint: {e}",
+                    row.seq
+                )))
+            }
+        };
+        if checkpoint.seq != row.seq || checkpoint.hash != row.hash {
+            return Ok(Err(format!(
+                "checkpoint at seq {}: its columns do not match its signed document",
+                row.seq
+            )));
+        }
+        if !checkpoint.verify(public) {
+            return Ok(Err(format!(
+                "checkpoint at seq {}: bad signature: not signed by the audit key (unsigned, forged, or another key's)",
+                row.seq
+            )));
+        }
+        latest = Some(checkpoint);
+    }
+    Ok(Ok(latest))
 }
 
 /// `moat audit export`: records of a time range (optionally one account, workflow or kind) as
@@ -117,14 +234,11 @@ pub async fn export(args: AuditExportArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `moat audit prune`: drops the longest run of oldest records made before the cutoff (or up to
-/// `--through-seq`), after checking that run's chain, behind a checkpoint signed with
-/// `audit.checkpoint_key` (what a running gateway also does every hour with `audit.retention`).
+/// `--through-seq`), after checking that run's chain, behind a checkpoint signed with the audit
+/// key (what a running gateway also does every hour with `audit.retention`).
 pub async fn prune(args: AuditPruneArgs) -> anyhow::Result<ExitCode> {
     use moat_proxy::audit::retention::{self, Cut, Pruned};
     let config = load_config(&args.config)?;
-    let Some(key) = config.audit.checkpoint_key.as_ref() else {
-        bail!("audit.checkpoint_key is not set: retention needs a key to sign its checkpoint");
-    };
     let now = moat_core::SystemClock.now_ms();
     let cut = match (args.before, args.through_seq, config.audit.retention) {
         (Some(t), _, _) => Cut::Before(ms(t)),
@@ -136,8 +250,12 @@ pub async fn prune(args: AuditPruneArgs) -> anyhow::Result<ExitCode> {
             bail!("nothing to prune by: give --before or --through-seq, or set audit.retention")
         }
     };
+    let keys = crate::audit_key::load_or_create(&config)?;
     let store = open_store(&config)?;
-    match retention::prune(&store, key.expose().as_bytes(), cut, now).await? {
+    if let Err(bad) = checked_checkpoints(&store, &keys.verifying_key()).await? {
+        bail!("{bad}; nothing pruned");
+    }
+    match retention::prune(&store, &keys, cut, now).await? {
         Pruned::Nothing => println!("nothing old enough to prune"),
         Pruned::Dropped {
             count,
@@ -151,12 +269,11 @@ pub async fn prune(args: AuditPruneArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `moat audit checkpoint`: the head, signed now, and optionally the stored checkpoints.
+/// `moat audit checkpoint`: the head, signed now (a head, not a checkpoint: it cannot be stored
+/// to drop records), and optionally the stored checkpoints.
 pub async fn checkpoint(args: AuditCheckpointArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config)?;
-    let Some(key) = config.audit.checkpoint_key.as_ref() else {
-        bail!("audit.checkpoint_key is not set: a checkpoint must be signed");
-    };
+    let keys = crate::audit_key::load_or_create(&config)?;
     let store = open_store(&config)?;
     if args.all {
         for c in store.audit_checkpoints().await? {
@@ -166,7 +283,7 @@ pub async fn checkpoint(args: AuditCheckpointArgs) -> anyhow::Result<ExitCode> {
     match store.audit_tail().await? {
         Some(tail) => {
             let now = moat_core::SystemClock.now_ms();
-            let head = Checkpoint::new(tail.seq, tail.hash, now, key.expose().as_bytes());
+            let head = SignedHead::new(tail.seq, tail.hash, now, &keys);
             println!("{}", serde_json::to_string(&head)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -174,14 +291,19 @@ pub async fn checkpoint(args: AuditCheckpointArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn latest_checkpoint(store: &SqliteStore) -> anyhow::Result<Option<Checkpoint>> {
-    match store.audit_checkpoints().await?.last() {
-        Some(c) => Ok(Some(
-            serde_json::from_str::<Checkpoint>(&c.json)
-                .with_context(|| format!("checkpoint at seq {} is unreadable", c.seq))?,
-        )),
-        None => Ok(None),
+/// `moat audit pubkey`: the audit public key, hex or PEM (the key file is generated if absent).
+pub fn pubkey(args: AuditPubkeyArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args.config)?;
+    if crate::audit_key::path(&config).is_none() {
+        bail!("the store is in memory: its audit key lives only as long as a gateway process");
     }
+    let keys = crate::audit_key::load_or_create(&config)?;
+    if args.pem {
+        print!("{}", keys.public_pem()?);
+    } else {
+        println!("{}", keys.public_hex());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn ms(t: time::OffsetDateTime) -> i64 {

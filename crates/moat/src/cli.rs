@@ -92,12 +92,26 @@ pub enum AuditCommand {
     Verify(AuditVerifyArgs),
     /// Write records as JSON lines (replayable by `moat detect replay`).
     Export(AuditExportArgs),
-    /// Retention: drop the oldest records behind a checkpoint signed with `audit.checkpoint_key`,
-    /// so verification still holds for what remains.
+    /// Retention: drop the oldest records behind a checkpoint signed with the audit key, so
+    /// verification still holds for what remains.
     Prune(AuditPruneArgs),
-    /// Print a signed checkpoint of the log's head (and, with --all, the stored retention
-    /// checkpoints) as JSON lines, for a third party to anchor.
+    /// Print the log's head signed now (and, with --all, the stored retention checkpoints) as
+    /// JSON lines, for a third party to keep and check later with `verify --witness`.
     Checkpoint(AuditCheckpointArgs),
+    /// Print the audit public key (hex, or PEM with --pem): what a third party needs to check
+    /// checkpoints and witnessed heads. Generates the key file if it does not exist yet.
+    Pubkey(AuditPubkeyArgs),
+}
+
+/// `moat audit pubkey`.
+#[derive(Args, Debug)]
+pub struct AuditPubkeyArgs {
+    /// The config file (`audit.signing_key`, by default beside the store file).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Print it as PEM (`-----BEGIN PUBLIC KEY-----`, as `openssl pkey -pubout` does).
+    #[arg(long)]
+    pub pem: bool,
 }
 
 /// `moat audit prune`.
@@ -128,9 +142,33 @@ pub struct AuditCheckpointArgs {
 /// `moat audit verify`.
 #[derive(Args, Debug)]
 pub struct AuditVerifyArgs {
-    /// The config file (its store holds the log; `audit.checkpoint_key` checks checkpoints).
+    /// The config file (its store holds the log).
     #[arg(long, short)]
     pub config: PathBuf,
+    /// The audit public key (64 hex digits as `moat audit pubkey` prints it, or a file holding
+    /// it or its PEM); default: the public half of the config's audit key file.
+    #[arg(long)]
+    pub pubkey: Option<String>,
+    /// A witness file (JSON lines of signed heads): every head must be signed by the key, and
+    /// the log must hold each witnessed seq with the witnessed hash. Catches records cut from
+    /// the end and rewrites that recomputed every hash.
+    #[arg(long)]
+    pub witness: Vec<PathBuf>,
+    /// A head kept elsewhere, as SEQ:HASH: the log must hold it (as --witness, unsigned).
+    #[arg(long, value_parser = head_arg)]
+    pub expect_head: Vec<moat_audit::Head>,
+}
+
+fn head_arg(text: &str) -> Result<moat_audit::Head, String> {
+    let (seq, hash) = text
+        .split_once(':')
+        .ok_or("expected SEQ:HASH, as `ok: ... head seq N hash H` prints them")?;
+    let seq = seq.trim().parse().map_err(|_| format!("`{seq}` is not a seq"))?;
+    let hash = hash.trim().to_ascii_lowercase();
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("`{hash}` is not a hash (64 hex digits)"));
+    }
+    Ok(moat_audit::Head { seq, hash })
 }
 
 /// `moat audit export`.

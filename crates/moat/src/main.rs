@@ -2,6 +2,7 @@
 
 mod admin_keys;
 mod audit;
+mod audit_key;
 mod cli;
 mod demo;
 mod detect;
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
             Command::Audit(AuditCommand::Export(args)) => audit::export(args).await,
             Command::Audit(AuditCommand::Prune(args)) => audit::prune(args).await,
             Command::Audit(AuditCommand::Checkpoint(args)) => audit::checkpoint(args).await,
+            Command::Audit(AuditCommand::Pubkey(args)) => audit::pubkey(args),
             Command::Report(args) => report::run(args).await,
         }
     });

@@ -82,6 +82,14 @@ pub async fn serve_config(
     on_ready: Option<Box<dyn FnOnce(std::net::SocketAddr) + Send>>,
 ) -> anyhow::Result<()> {
     let store = Arc::new(open_store(&config)?);
+    let audit_keys = if config.audit.enabled {
+        let keys = crate::audit_key::load_or_create(&config)?;
+        tracing::info!(public_key = %keys.public_hex(), "audit key loaded");
+        keys
+    } else {
+        crate::audit_key::ephemeral()
+    };
+    let audit_keys = Arc::new(audit_keys);
     let listen = config.server.listen;
     let grace = config.server.shutdown_grace;
     // The one SQLite file keeps the keys and the budget spend, so a restart forgets neither.
@@ -93,7 +101,7 @@ pub async fn serve_config(
         .with_workflow_store(store.clone())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?
-        .with_audit_store(store.clone())
+        .with_audit_store_keyed(store.clone(), audit_keys)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .with_admin_key_store(store);
