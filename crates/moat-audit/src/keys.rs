@@ -190,7 +190,10 @@ mod tests {
     fn public_keys_parse_from_hex_and_pem() {
         use ed25519_dalek::pkcs8::EncodePublicKey;
         let k = keys(1);
-        assert_eq!(parse_public_key(&k.public_hex()).unwrap(), k.verifying_key());
+        assert_eq!(
+            parse_public_key(&k.public_hex()).unwrap(),
+            k.verifying_key()
+        );
         let pem = k
             .verifying_key()
             .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)

@@ -27,8 +27,8 @@ pub mod verify;
 pub use body::Body;
 pub use chain::{Chain, GENESIS};
 pub use checkpoint::{Checkpoint, SignedHead};
-pub use keys::{parse_public_key, AuditKeys, KeyError, VerifyingKey};
 pub use export::Export;
+pub use keys::{parse_public_key, AuditKeys, KeyError, VerifyingKey};
 pub use record::{
     AuditRecord, Circuit, Decision, Incident, ReadInfo, RecordKind, Route, SeqRange, Timings, Usage,
 };

@@ -383,7 +383,7 @@ fn a_witness_catches_truncation_and_a_consistent_rewrite() {
         checkpoint: &checkpoint,
         key: &public,
     };
-    let kept = records[5..].to_vec().into_iter().map(Ok::<_, String>);
+    let kept = records[5..].iter().cloned().map(Ok::<_, String>);
     let report = verify_witnessed(kept.clone(), Some(anchor), &[head(2), head(4), head(9)]);
     assert!(report.is_ok(), "{:?}", report.first_bad);
     assert_eq!(report.witnessed, 2);

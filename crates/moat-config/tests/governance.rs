@@ -258,14 +258,28 @@ witness = { file = "/mnt/witness/heads.jsonl", every_records = 10, every = "5s" 
     assert_eq!(c.audit.retention, Some(Duration::from_secs(90 * 86_400)));
     assert!(c.audit.signing_key.unwrap().ends_with("keys/audit.pem"));
     let witness = c.audit.witness.unwrap();
-    assert_eq!(witness.file, std::path::Path::new("/mnt/witness/heads.jsonl"));
-    assert_eq!((witness.every_records, witness.every), (10, Duration::from_secs(5)));
+    assert_eq!(
+        witness.file,
+        std::path::Path::new("/mnt/witness/heads.jsonl")
+    );
+    assert_eq!(
+        (witness.every_records, witness.every),
+        (10, Duration::from_secs(5))
+    );
     // Without `signing_key`, the key file sits beside the store file.
     let c = ok("");
     assert_eq!(c.audit.witness, None);
-    let beside = c.audit.signing_key_path(std::path::Path::new("/var/lib/moat/moat.db"));
-    assert_eq!(beside.unwrap(), std::path::Path::new("/var/lib/moat/moat.db.audit-key"));
-    assert_eq!(c.audit.signing_key_path(std::path::Path::new(":memory:")), None);
+    let beside = c
+        .audit
+        .signing_key_path(std::path::Path::new("/var/lib/moat/moat.db"));
+    assert_eq!(
+        beside.unwrap(),
+        std::path::Path::new("/var/lib/moat/moat.db.audit-key")
+    );
+    assert_eq!(
+        c.audit.signing_key_path(std::path::Path::new(":memory:")),
+        None
+    );
     let got = errors("[audit]\ndurability = \"eventually\"\nbodies = { public = \"some\" }\nretention = \"30d\"\ncheckpoint_key = \"0123456789abcdef0123456789abcdef\"\nwitness = { every = \"0s\" }\n");
     assert_eq!(
         got,

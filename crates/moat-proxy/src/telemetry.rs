@@ -189,7 +189,8 @@ impl RequestRecord {
         }
         let elapsed = self.started.elapsed();
         if let Some(log) = self.audit.clone() {
-            let record = crate::audit::build(log.keys(), self, status, usage.as_ref(), error, elapsed);
+            let record =
+                crate::audit::build(log.keys(), self, status, usage.as_ref(), error, elapsed);
             self.audit_ack = log.submit(record);
         }
         if let Some(watch) = self.watch.take() {

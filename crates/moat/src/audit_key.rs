@@ -67,9 +67,7 @@ fn create(path: &Path) -> anyhow::Result<()> {
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => {
-            Err(e).with_context(|| format!("writing audit key file {}", path.display()))
-        }
+        Err(e) => Err(e).with_context(|| format!("writing audit key file {}", path.display())),
     }
 }
 
@@ -115,7 +113,10 @@ mod tests {
         let first = load(&path).unwrap().unwrap();
         // A second create never replaces the key.
         create(&path).unwrap();
-        assert_eq!(load(&path).unwrap().unwrap().public_hex(), first.public_hex());
+        assert_eq!(
+            load(&path).unwrap().unwrap().public_hex(),
+            first.public_hex()
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

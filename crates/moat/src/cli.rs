@@ -163,7 +163,10 @@ fn head_arg(text: &str) -> Result<moat_audit::Head, String> {
     let (seq, hash) = text
         .split_once(':')
         .ok_or("expected SEQ:HASH, as `ok: ... head seq N hash H` prints them")?;
-    let seq = seq.trim().parse().map_err(|_| format!("`{seq}` is not a seq"))?;
+    let seq = seq
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{seq}` is not a seq"))?;
     let hash = hash.trim().to_ascii_lowercase();
     if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!("`{hash}` is not a hash (64 hex digits)"));

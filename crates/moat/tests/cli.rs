@@ -646,7 +646,11 @@ fn tampered(dir: &Path, config: &Path, name: &str, sql: &str) -> std::path::Path
     std::fs::copy(dir.join("keys.db"), copy.join("keys.db")).unwrap();
     std::fs::copy(config, copy.join("moat.toml")).unwrap();
     if dir.join("keys.db.audit-key").exists() {
-        std::fs::copy(dir.join("keys.db.audit-key"), copy.join("keys.db.audit-key")).unwrap();
+        std::fs::copy(
+            dir.join("keys.db.audit-key"),
+            copy.join("keys.db.audit-key"),
+        )
+        .unwrap();
     }
     let db = rusqlite::Connection::open(copy.join("keys.db")).unwrap();
     db.execute_batch(

@@ -66,8 +66,10 @@ async fn logged(n: usize) -> Logged {
         let r = client
             .post(format!("http://{addr}/v1/chat/completions"))
             .bearer_auth(&key)
-            .json(&serde_json::json!({"model": "gpt", "max_tokens": 3, "user": "jane@example.com",
-                "messages": [{"role": "user", "content": format!("question {i}")}]}))
+            .json(
+                &serde_json::json!({"model": "gpt", "max_tokens": 3, "user": "jane@example.com",
+                "messages": [{"role": "user", "content": format!("question {i}")}]}),
+            )
             .send()
             .await
             .unwrap();
@@ -160,7 +162,10 @@ async fn a_checkpoint_forged_by_hand_is_refused_by_verify_and_by_the_gateway() {
     let (ok, out) = verify(&logged.config, &["--witness", &witness]);
     assert!(ok, "{out}");
     assert!(out.starts_with("ok: 4 records verified, "), "{out}");
-    assert!(out.contains(" witnessed heads matched, head seq 4"), "{out}");
+    assert!(
+        out.contains(" witnessed heads matched, head seq 4"),
+        "{out}"
+    );
 
     // The attack: a checkpoint row at the head passes the delete trigger for every record.
     let head = stored_hash(&logged, 4);

@@ -402,7 +402,8 @@ mod tests {
             assert!(s.shows_body);
         }
         let auditor: Value =
-            serde_json::from_str(shape(&row, AdminRole::Auditor, None).unwrap().json.get()).unwrap();
+            serde_json::from_str(shape(&row, AdminRole::Auditor, None).unwrap().json.get())
+                .unwrap();
         assert_eq!(
             auditor["request_body"]["full"]["messages"][0]["content"],
             "mail [REDACTED:email]"
@@ -438,7 +439,10 @@ mod tests {
                 keys.pseudonym("end_user", "jane.roe@example.com")
             );
             assert_eq!(shaped["source_ip"], keys.pseudonym("source_ip", "10.1.2.3"));
-            assert!(!shaped.to_string().contains("jane.roe") && !shaped.to_string().contains("10.1.2.3"));
+            assert!(
+                !shaped.to_string().contains("jane.roe")
+                    && !shaped.to_string().contains("10.1.2.3")
+            );
         }
         let admin = shape(&row, AdminRole::Admin, Some(&keys)).unwrap();
         assert_eq!(admin.json.get(), stored);

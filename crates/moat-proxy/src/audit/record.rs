@@ -75,9 +75,9 @@ pub(crate) fn build(
     let policy = input.policy.unwrap_or(BodyPolicy::Hash);
     out.request_body = body(keys, input.request_body.as_deref(), policy);
     out.response_body = match (input.response_body.as_deref(), input.response_digest) {
-        (None, Some(sha256)) if policy != BodyPolicy::None => keys
-            .body_digest_of_sha256(&sha256)
-            .unwrap_or(Body::Omitted),
+        (None, Some(sha256)) if policy != BodyPolicy::None => {
+            keys.body_digest_of_sha256(&sha256).unwrap_or(Body::Omitted)
+        }
         (bytes, _) => body(keys, bytes, policy),
     };
     out

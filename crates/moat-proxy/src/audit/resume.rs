@@ -25,8 +25,11 @@ pub(crate) async fn check(
             id: format!("audit checkpoint {}", row.seq),
             reason,
         };
-        let checkpoint: Checkpoint = serde_json::from_str(&row.json)
-            .map_err(|e| corrupt(format!("not a signed checkpoint ({e}); refusing to continue the chain from it")))?;
+        let checkpoint: Checkpoint = serde_json::from_str(&row.json).map_err(|e| {
+            corrupt(format!(
+                "not a signed checkpoint ({e}); refusing to continue the chain from it"
+            ))
+        })?;
         if checkpoint.seq != row.seq || checkpoint.hash != row.hash {
             return Err(corrupt(
                 "its columns do not match its signed document; refusing to continue the chain"
