@@ -179,7 +179,12 @@ pub fn verify_witnessed<E: fmt::Display>(
         };
         let next_seq = records.peek().and_then(|r| r.as_ref().ok()).map(|r| r.seq);
         let first_after_anchor = position == 1 && anchor.is_some();
-        let witness = heads.next_if(|h| h.seq == record.seq);
+        // Every head at this seq (a witness may repeat one, and --expect-head may name it too).
+        let (mut seen, mut differs) = (0u64, false);
+        while let Some(h) = heads.next_if(|h| h.seq <= record.seq) {
+            seen += 1;
+            differs |= h.seq != record.seq || h.hash != record.hash;
+        }
         let problem = if !hash_matches(&mut record) {
             Some(BrokenReason::Edited)
         } else if first_after_anchor && (record.seq != expected || record.prev_hash != last_hash) {
@@ -188,7 +193,7 @@ pub fn verify_witnessed<E: fmt::Display>(
             Some(reason)
         } else if record.prev_hash != last_hash {
             Some(BrokenReason::PrevMismatch)
-        } else if witness.is_some_and(|h| h.hash != record.hash) {
+        } else if differs {
             Some(BrokenReason::WitnessMismatch)
         } else {
             None
@@ -202,7 +207,7 @@ pub fn verify_witnessed<E: fmt::Display>(
             return report;
         }
         report.checked += 1;
-        report.witnessed += u64::from(witness.is_some());
+        report.witnessed += seen;
         expected = record.seq.saturating_add(1);
         last_hash = record.hash;
         report.head = Some(Head {

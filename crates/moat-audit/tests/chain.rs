@@ -340,6 +340,9 @@ fn a_witness_catches_truncation_and_a_consistent_rewrite() {
     let report = ok(records.clone(), &[head(3), head(9)]);
     assert!(report.is_ok(), "{:?}", report.first_bad);
     assert_eq!(report.witnessed, 2);
+    // A head written twice (a retried write) is still one head.
+    let report = ok(records.clone(), &[head(9), head(3), head(3)]);
+    assert!(report.is_ok(), "{:?}", report.first_bad);
 
     // Tail truncation: the chain of what is left is fine; only the witness knows better.
     let cut = records[..7].to_vec();

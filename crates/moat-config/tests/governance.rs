@@ -249,7 +249,7 @@ flush_interval = "50ms"
 bodies = { confidential = "full", restricted = "none" }
 retention = "90d"
 signing_key = "keys/audit.pem"
-witness = { file = "/mnt/witness/heads.jsonl", every_records = 10, every = "5s" }
+witness = { file = "/mnt/witness/heads.jsonl", url = "https://notary.example/moat", every_records = 10, every = "5s" }
 "#);
     assert_eq!(c.audit.durability, Durability::Sync);
     assert_eq!(c.audit.flush_interval, Duration::from_millis(50));
@@ -284,7 +284,7 @@ witness = { file = "/mnt/witness/heads.jsonl", every_records = 10, every = "5s" 
     assert_eq!(
         got,
         [
-            "audit.witness: missing required field `file`: the witness file heads are appended to",
+            "audit.witness: names no witness: set `file` (heads appended as JSON lines) and/or `url` (heads POSTed)",
             "line 23: audit.durability: unknown durability \"eventually\": expected \"batch\" (written within flush_interval) or \"sync\" (durable before the response completes)",
             "line 24: audit.bodies.public: unknown body policy \"some\": expected \"full\", \"hash\" or \"none\"",
             "line 26: audit.checkpoint_key: was removed: checkpoints are now signed with the Ed25519 audit key (`signing_key`, a file generated on first start); delete this line",

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A configured provider, ready to send to.
 pub struct Provider {
@@ -167,7 +167,7 @@ impl Provider {
 }
 
 /// hyper's pooled client over rustls with the Mozilla root set, connecting within `connect`.
-fn client(connect: Duration) -> HttpClient {
+pub(crate) fn client(connect: Duration) -> HttpClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);

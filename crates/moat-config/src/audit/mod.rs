@@ -132,7 +132,10 @@ pub struct AuditConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WitnessConfig {
     /// The file heads are appended to, one JSON line each (put it on another disk or host).
-    pub file: PathBuf,
+    pub file: Option<PathBuf>,
+    /// An HTTP(S) endpoint each head is POSTed to as JSON (one more destination moat connects
+    /// to, besides the providers).
+    pub url: Option<String>,
     /// A head is written after this many records at most; default 1000.
     pub every_records: u64,
     /// ... and at least this often while records are written; default 60s.
@@ -192,6 +195,7 @@ pub(crate) struct RawAudit {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawWitness {
     pub file: Option<Spanned<String>>,
+    pub url: Option<Spanned<String>>,
     pub every_records: Option<Any>,
     pub every: Option<Any>,
 }
@@ -304,11 +308,12 @@ pub(crate) fn audit(ctx: &mut Ctx<'_>, element: Option<&Element<RawAudit>>) -> A
     out
 }
 
-/// `[audit.witness]`; `None` after reporting a missing or bad `file`.
+/// `[audit.witness]`; `None` after reporting a bad `file` or `url`, or neither.
 fn witness(ctx: &mut Ctx<'_>, path: &str, raw: &RawWitness) -> Option<WitnessConfig> {
     let field = |key: &str| format!("{path}.{key}");
     let mut out = WitnessConfig {
-        file: PathBuf::new(),
+        file: None,
+        url: None,
         every_records: 1000,
         every: Duration::from_secs(60),
     };
@@ -327,17 +332,30 @@ fn witness(ctx: &mut Ctx<'_>, path: &str, raw: &RawWitness) -> Option<WitnessCon
         out.every,
         Zero::Rejected,
     );
-    let Some(v) = &raw.file else {
-        let message = "missing required field `file`: the witness file heads are appended to";
+    if raw.file.is_none() && raw.url.is_none() {
+        let message = "names no witness: set `file` (heads appended as JSON lines) and/or `url` (heads POSTed)";
         ctx.errors.push(None, path.to_string(), message);
         return None;
-    };
-    let file = ctx.name(v, &field("file"))?;
-    if file == ":memory:" {
-        ctx.errors
-            .push(Some(v.span()), field("file"), "must be a file path");
-        return None;
     }
-    out.file = crate::sections::resolve(ctx, &file);
+    if let Some(v) = &raw.file {
+        let file = ctx.name(v, &field("file"))?;
+        if file == ":memory:" {
+            ctx.errors
+                .push(Some(v.span()), field("file"), "must be a file path");
+            return None;
+        }
+        out.file = Some(crate::sections::resolve(ctx, &file));
+    }
+    if let Some(v) = &raw.url {
+        let url = ctx.name(v, &field("url"))?;
+        match crate::context::base_url(&url) {
+            Ok(url) => out.url = Some(url),
+            Err(why) => {
+                ctx.errors
+                    .push(Some(v.span()), field("url"), format!("\"{url}\" {why}"));
+                return None;
+            }
+        }
+    }
     Some(out)
 }

@@ -1,9 +1,9 @@
-//! The witness: signed heads of the chain appended to a file outside the store
-//! (`[audit.witness]`), so a later truncation or rewrite of the log shows
+//! The witness: signed heads of the chain appended to a file outside the store and/or POSTed to
+//! an HTTP endpoint (`[audit.witness]`), so a later truncation or rewrite of the log shows
 //! (`moat audit verify --witness FILE`).
 //!
 //! The writer publishes the head after each commit on a `watch` channel (it never waits on the
-//! witness); this task signs and appends a head when `every_records` records have been written
+//! witness); this task signs and writes a head when `every_records` records have been written
 //! since the last one, or `every` has passed with records written, and once more when the
 //! writer stops. A failed write is logged and counted (`moat_audit_witness_errors_total`) and
 //! retried with the next head; requests never wait on it.
@@ -13,7 +13,11 @@ use moat_config::WitnessConfig;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
+
+/// How long a POST of a head may take.
+const POST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Starts the witness task; it ends when the writer drops the head's sender.
 pub(crate) fn spawn(
@@ -26,6 +30,10 @@ pub(crate) fn spawn(
         let mut tick = tokio::time::interval(config.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut written: Option<u64> = None;
+        let http = config
+            .url
+            .as_ref()
+            .map(|_| crate::upstream::client(Duration::from_secs(5)));
         loop {
             let wake = tokio::select! {
                 changed = heads.changed() => if changed.is_ok() { Wake::Head } else { Wake::Closed },
@@ -46,19 +54,22 @@ pub(crate) fn spawn(
             };
             if due && written != Some(head.seq) {
                 let line = SignedHead::new(head.seq, head.hash, clock.now_ms(), &keys);
-                match append(config.file.clone(), line).await {
-                    Ok(()) => {
-                        metrics::counter!("moat_audit_witness_heads_total").increment(1);
-                        written = Some(head.seq);
+                let mut ok = true;
+                if let Some(file) = &config.file {
+                    if let Err(e) = append(file.clone(), line.clone()).await {
+                        ok = false;
+                        failed("file", &file.display().to_string(), &e.to_string());
                     }
-                    Err(e) => {
-                        metrics::counter!("moat_audit_witness_errors_total").increment(1);
-                        tracing::error!(
-                            error = %e,
-                            file = %config.file.display(),
-                            "audit witness: cannot append the signed head"
-                        );
+                }
+                if let (Some(url), Some(http)) = (&config.url, &http) {
+                    if let Err(e) = post(http, url, &line).await {
+                        ok = false;
+                        failed("url", url, &e);
                     }
+                }
+                if ok {
+                    metrics::counter!("moat_audit_witness_heads_total").increment(1);
+                    written = Some(head.seq);
                 }
             }
             if closed {
@@ -76,6 +87,36 @@ enum Wake {
     Tick,
     /// The writer stopped.
     Closed,
+}
+
+fn failed(kind: &'static str, witness: &str, error: &str) {
+    metrics::counter!("moat_audit_witness_errors_total", "witness" => kind).increment(1);
+    tracing::error!(
+        error,
+        witness,
+        "audit witness: cannot write the signed head"
+    );
+}
+
+/// POSTs `head` as JSON to `url`; any 2xx within [`POST_TIMEOUT`] is success. Redirects are not
+/// followed and no proxy is used, as for providers.
+async fn post(
+    http: &crate::upstream::HttpClient,
+    url: &str,
+    head: &SignedHead,
+) -> Result<(), String> {
+    let body = serde_json::to_vec(head).map_err(|e| e.to_string())?;
+    let request = http::Request::post(url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::USER_AGENT, "moat-audit-witness")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    match tokio::time::timeout(POST_TIMEOUT, http.request(request)).await {
+        Err(_) => Err(format!("no answer within {POST_TIMEOUT:?}")),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(response)) if response.status().is_success() => Ok(()),
+        Ok(Ok(response)) => Err(format!("answered {}", response.status())),
+    }
 }
 
 /// Appends `head` as one JSON line and syncs it to disk, off the async workers.
