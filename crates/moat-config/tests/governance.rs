@@ -259,9 +259,10 @@ witness = { file = "/mnt/witness/heads.jsonl", url = "https://notary.example/moa
     assert!(c.audit.signing_key.unwrap().ends_with("keys/audit.pem"));
     let witness = c.audit.witness.unwrap();
     assert_eq!(
-        witness.file,
-        std::path::Path::new("/mnt/witness/heads.jsonl")
+        witness.file.as_deref(),
+        Some(std::path::Path::new("/mnt/witness/heads.jsonl"))
     );
+    assert_eq!(witness.url.as_deref(), Some("https://notary.example/moat"));
     assert_eq!(
         (witness.every_records, witness.every),
         (10, Duration::from_secs(5))
