@@ -12,7 +12,7 @@ use moat_audit::{
 };
 use moat_core::Clock;
 use moat_store::{AuditQuery, AuditStore, SqliteStore};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -141,11 +141,21 @@ fn read_witness(
     file: &std::path::Path,
     public: &VerifyingKey,
 ) -> anyhow::Result<Result<Vec<Head>, String>> {
-    let f = std::fs::File::open(file)
-        .with_context(|| format!("opening witness file {}", file.display()))?;
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading witness file {}", file.display()))?;
+    // A last line without its newline is a write cut short (a crash mid-append): not a head.
+    let whole = match text.rfind('\n') {
+        Some(end) => &text[..=end],
+        None => "",
+    };
+    if whole.len() < text.len() {
+        eprintln!(
+            "note: witness {}: its last line is incomplete (a write cut short); ignored",
+            file.display()
+        );
+    }
     let mut heads = Vec::new();
-    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line?;
+    for (i, line) in whole.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }

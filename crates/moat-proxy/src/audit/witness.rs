@@ -136,7 +136,7 @@ async fn append(file: PathBuf, head: SignedHead) -> std::io::Result<()> {
 }
 
 /// The last head in a witness file, read from its end: `Ok(None)` if the file does not exist or
-/// holds no head yet.
+/// holds no complete head yet.
 pub fn last_head(file: &Path) -> std::io::Result<Option<SignedHead>> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = match std::fs::File::open(file) {
@@ -150,10 +150,42 @@ pub fn last_head(file: &Path) -> std::io::Result<Option<SignedHead>> {
     let mut tail = Vec::new();
     f.read_to_end(&mut tail)?;
     let text = String::from_utf8_lossy(&tail);
-    let Some(line) = text.lines().rev().map(str::trim).find(|l| !l.is_empty()) else {
+    // A last line without its newline is a write cut short (a crash mid-append): not a head.
+    let whole = match text.rfind('\n') {
+        Some(end) => &text[..end],
+        None => "",
+    };
+    let Some(line) = whole.lines().rev().map(str::trim).find(|l| !l.is_empty()) else {
         return Ok(None);
     };
     serde_json::from_str(line)
         .map(Some)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_complete_head_is_read_and_a_torn_one_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("heads.jsonl");
+        assert_eq!(last_head(&file).unwrap(), None);
+        let keys = AuditKeys::from_seed([2; 32]);
+        let mut text = String::new();
+        for seq in 1..=100 {
+            let head = SignedHead::new(seq, format!("{seq:064x}"), 0, &keys);
+            text.push_str(&serde_json::to_string(&head).unwrap());
+            text.push('\n');
+        }
+        std::fs::write(&file, &text).unwrap();
+        assert_eq!(last_head(&file).unwrap().unwrap().seq, 100);
+        text.push_str("{\"seq\":101,\"ha");
+        std::fs::write(&file, &text).unwrap();
+        assert_eq!(last_head(&file).unwrap().unwrap().seq, 100);
+        std::fs::write(&file, "not json\n").unwrap();
+        assert!(last_head(&file).is_err());
+    }
 }
