@@ -160,7 +160,7 @@ fn read_witness(
             continue;
         }
         let at = || format!("witness {} line {}", file.display(), i + 1);
-        let head: SignedHead = match serde_json::from_str(&line) {
+        let head: SignedHead = match serde_json::from_str(line) {
             Ok(h) => h,
             Err(e) => return Ok(Err(format!("{}: not a signed head: {e}", at()))),
         };
