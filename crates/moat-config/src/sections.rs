@@ -132,27 +132,48 @@ fn connections(ctx: &mut Ctx<'_>, e: &Element<RawServer>, out: &mut ServerConfig
         Zero::Rejected,
     );
     let max = ServerConfig::MAX_MAX_CONNECTIONS as u64;
-    if let Some(n) = integer(ctx, raw.max_connections.as_ref(), &e.field("max_connections"), 1, max) {
+    if let Some(n) = integer(
+        ctx,
+        raw.max_connections.as_ref(),
+        &e.field("max_connections"),
+        1,
+        max,
+    ) {
         out.max_connections = n as usize;
     }
     let field = e.field("max_connections_per_address");
-    if let Some(n) = integer(ctx, raw.max_connections_per_address.as_ref(), &field, 1, max) {
+    if let Some(n) = integer(
+        ctx,
+        raw.max_connections_per_address.as_ref(),
+        &field,
+        1,
+        max,
+    ) {
         out.max_connections_per_address = n as usize;
         if out.max_connections_per_address > out.max_connections {
             let span = raw.max_connections_per_address.as_ref().map(|v| v.span());
-            let message = format!(
-                "must not exceed max_connections ({})",
-                out.max_connections
-            );
+            let message = format!("must not exceed max_connections ({})", out.max_connections);
             ctx.errors.push(span, field, message);
         }
     }
     let field = e.field("http2_max_concurrent_streams");
-    if let Some(n) = integer(ctx, raw.http2_max_concurrent_streams.as_ref(), &field, 1, 10_000) {
+    if let Some(n) = integer(
+        ctx,
+        raw.http2_max_concurrent_streams.as_ref(),
+        &field,
+        1,
+        10_000,
+    ) {
         out.http2_max_concurrent_streams = n as u32;
     }
     let field = e.field("auth_failures_per_minute");
-    if let Some(n) = integer(ctx, raw.auth_failures_per_minute.as_ref(), &field, 0, 60_000) {
+    if let Some(n) = integer(
+        ctx,
+        raw.auth_failures_per_minute.as_ref(),
+        &field,
+        0,
+        60_000,
+    ) {
         out.auth_failures_per_minute = n as u32;
     }
 }

@@ -453,7 +453,9 @@ fn connection_limits_are_checked() {
         ]
     );
     assert_eq!(
-        errors(&with("[server]\nmax_connections = 100\nmax_connections_per_address = 101\n")),
+        errors(&with(
+            "[server]\nmax_connections = 100\nmax_connections_per_address = 101\n"
+        )),
         ["line 12: server.max_connections_per_address: must not exceed max_connections (100)"]
     );
 }

@@ -62,7 +62,9 @@ impl AddressThrottle {
 
     fn blocked_at(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
         let tat = *self.table().get(&address_key(ip))?;
-        let wait = tat.checked_duration_since(now)?.checked_sub(self.tolerance)?;
+        let wait = tat
+            .checked_duration_since(now)?
+            .checked_sub(self.tolerance)?;
         (!wait.is_zero()).then_some(wait)
     }
 
@@ -121,7 +123,10 @@ mod tests {
         let wait = t.blocked_at(a, now).unwrap();
         assert_eq!(wait, Duration::from_secs(10));
         assert_eq!(t.strike_at(a, now), Err(wait));
-        assert_eq!(t.blocked_at(a, now + Duration::from_secs(5)), Some(Duration::from_secs(5)));
+        assert_eq!(
+            t.blocked_at(a, now + Duration::from_secs(5)),
+            Some(Duration::from_secs(5))
+        );
         // A refused strike costs nothing: the interval earns one back.
         let later = now + Duration::from_secs(10);
         assert_eq!(t.blocked_at(a, later), None);
