@@ -395,3 +395,71 @@ async fn admin_auth_failures_are_counted_logged_and_throttled_per_address() {
     .await
     .expect("the test ran past its bound");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_file_descriptors_the_listener_backs_off_and_recovers() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(dir.path(), "http://127.0.0.1:9/v1", "", "");
+        // A hard limit of 64 descriptors: the gateway cannot raise it, and runs out.
+        let mut child = Command::new("sh")
+            .args(["-c", "ulimit -n 64 && exec \"$0\" serve --config \"$1\""])
+            .arg(env!("CARGO_BIN_EXE_moat"))
+            .arg(&config)
+            .env("MOAT_LOG", "info")
+            .env_remove("MOAT_LOG_FORMAT")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let addr = loop {
+            let line = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+            if let Some(a) = line.split("addr=").nth(1) {
+                break a.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        let to: SocketAddr = addr.parse().unwrap();
+        // More connections than descriptors: accept fails with EMFILE while they are held.
+        let hostile: IpAddr = "127.0.0.2".parse().unwrap();
+        let mut held = Vec::new();
+        for _ in 0..100 {
+            held.push(connect_from(hostile, to).await.unwrap());
+        }
+        // Held for a while: a listener without backoff would retry accept in a busy loop.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        drop(held);
+        // Descriptors free again: the same listener serves.
+        let client = healthy_client("127.0.0.1");
+        let base = format!("http://{addr}");
+        let mut served = false;
+        for _ in 0..50 {
+            if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
+                served = r.status() == 200;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(served, "the listener did not recover");
+        let text = metrics(&client, &base).await;
+        let errors = metric(&text, "moat_accept_errors_total", "");
+        // At least one EMFILE, and few: 5 ms doubling to 1 s is about a dozen tries in 3 s.
+        assert!((1.0..=50.0).contains(&errors), "accept errors: {errors}");
+        let logged: Vec<String> = rx
+            .try_iter()
+            .filter(|l| l.contains("accepting a connection failed"))
+            .collect();
+        assert!(!logged.is_empty() && logged.len() <= 3, "{logged:?}");
+        let _ = child.kill();
+        let _ = child.wait();
+    })
+    .await
+    .expect("the test ran past its bound");
+}
