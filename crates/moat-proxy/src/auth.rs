@@ -203,6 +203,41 @@ mod tests {
     use moat_store::MemoryStore;
 
     #[test]
+    fn only_missing_and_invalid_keys_count_and_past_the_limit_become_429() {
+        let r = Refusals::new(2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let expired = || GatewayError::Scope(ScopeError::Expired { id: "k".into() });
+        for _ in 0..5 {
+            assert!(matches!(r.data_plane(a, expired()), GatewayError::Scope(_)));
+        }
+        assert!(matches!(
+            r.data_plane(a, GatewayError::MissingKey),
+            GatewayError::MissingKey
+        ));
+        assert!(matches!(
+            r.data_plane(a, ScopeError::InvalidKey.into()),
+            GatewayError::Scope(ScopeError::InvalidKey)
+        ));
+        let e = r.data_plane(a, GatewayError::MissingKey);
+        assert_eq!(e.status(), 429);
+        assert!(matches!(e, GatewayError::AuthThrottled { retry_after_ms } if retry_after_ms > 0));
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        assert!(matches!(
+            r.data_plane(b, GatewayError::MissingKey),
+            GatewayError::MissingKey
+        ));
+        // No limit at 0.
+        let off = Refusals::new(0);
+        for _ in 0..100 {
+            assert!(matches!(
+                off.data_plane(a, GatewayError::MissingKey),
+                GatewayError::MissingKey
+            ));
+            assert_eq!(off.admin_failure(a), None);
+        }
+    }
+
+    #[test]
     fn credentials_are_found_in_every_accepted_header() {
         let mut h = HeaderMap::new();
         assert_eq!(presented_key(&h), None);
