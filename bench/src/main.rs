@@ -267,6 +267,8 @@ fn config(sim: &SimUpstream) -> Config {
     Config {
         server: ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            // The load generator is one address: only the global cap applies to it.
+            max_connections_per_address: ServerConfig::DEFAULT_MAX_CONNECTIONS,
             ..ServerConfig::default()
         },
         store: StoreConfig {

@@ -21,6 +21,12 @@ pub(crate) struct RawServer {
     pub read_timeout: Option<Any>,
     pub stream_keepalive: Option<Any>,
     pub trusted_proxies: Option<Vec<Spanned<String>>>,
+    pub header_read_timeout: Option<Any>,
+    pub idle_timeout: Option<Any>,
+    pub max_connections: Option<Any>,
+    pub max_connections_per_address: Option<Any>,
+    pub http2_max_concurrent_streams: Option<Any>,
+    pub auth_failures_per_minute: Option<Any>,
 }
 
 /// `[store]`.

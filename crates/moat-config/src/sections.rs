@@ -111,7 +111,71 @@ pub(crate) fn server(ctx: &mut Ctx<'_>, element: Option<&Element<RawServer>>) ->
             }
         }
     }
+    connections(ctx, e, &mut out);
     out
+}
+
+/// The connection limits of `[server]`.
+fn connections(ctx: &mut Ctx<'_>, e: &Element<RawServer>, out: &mut ServerConfig) {
+    use crate::detection::integer;
+    let raw = &e.value;
+    out.header_read_timeout = ctx.duration(
+        raw.header_read_timeout.as_ref(),
+        &e.field("header_read_timeout"),
+        ServerConfig::DEFAULT_HEADER_READ_TIMEOUT,
+        Zero::Rejected,
+    );
+    out.idle_timeout = ctx.duration(
+        raw.idle_timeout.as_ref(),
+        &e.field("idle_timeout"),
+        ServerConfig::DEFAULT_IDLE_TIMEOUT,
+        Zero::Rejected,
+    );
+    let max = ServerConfig::MAX_MAX_CONNECTIONS as u64;
+    if let Some(n) = integer(
+        ctx,
+        raw.max_connections.as_ref(),
+        &e.field("max_connections"),
+        1,
+        max,
+    ) {
+        out.max_connections = n as usize;
+    }
+    let field = e.field("max_connections_per_address");
+    if let Some(n) = integer(
+        ctx,
+        raw.max_connections_per_address.as_ref(),
+        &field,
+        1,
+        max,
+    ) {
+        out.max_connections_per_address = n as usize;
+        if out.max_connections_per_address > out.max_connections {
+            let span = raw.max_connections_per_address.as_ref().map(|v| v.span());
+            let message = format!("must not exceed max_connections ({})", out.max_connections);
+            ctx.errors.push(span, field, message);
+        }
+    }
+    let field = e.field("http2_max_concurrent_streams");
+    if let Some(n) = integer(
+        ctx,
+        raw.http2_max_concurrent_streams.as_ref(),
+        &field,
+        1,
+        10_000,
+    ) {
+        out.http2_max_concurrent_streams = n as u32;
+    }
+    let field = e.field("auth_failures_per_minute");
+    if let Some(n) = integer(
+        ctx,
+        raw.auth_failures_per_minute.as_ref(),
+        &field,
+        0,
+        60_000,
+    ) {
+        out.auth_failures_per_minute = n as u32;
+    }
 }
 
 /// A CIDR, or a bare address as its own /32 or /128.

@@ -89,6 +89,22 @@ pub struct ServerConfig {
     /// Peers whose `X-Forwarded-For` is believed: when the peer is in one of these networks, the
     /// client address is the right-most entry of `X-Forwarded-For` outside them. Default none.
     pub trusted_proxies: Vec<IpNet>,
+    /// A connection must start a request (HTTP/1: send a whole request head) within this long of
+    /// opening or of its previous answer, else it is closed; default 10s.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight is closed after this long; default 60s.
+    pub idle_timeout: Duration,
+    /// Open client connections at most; past it new ones are closed at once; default 10000.
+    pub max_connections: usize,
+    /// Open connections per client address at most (IPv6: per /64; `trusted_proxies` are
+    /// exempt); default 256.
+    pub max_connections_per_address: usize,
+    /// Concurrent HTTP/2 streams per connection at most; default 100.
+    pub http2_max_concurrent_streams: u32,
+    /// Failed authentications (missing, malformed or unknown key) per client address per
+    /// minute, on the data plane and the admin API each; past it the address gets 429. 0: no
+    /// limit. Default 30.
+    pub auth_failures_per_minute: u32,
 }
 
 impl ServerConfig {
@@ -103,6 +119,20 @@ impl ServerConfig {
     pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
     /// The default keep-alive interval of streams.
     pub const DEFAULT_STREAM_KEEPALIVE: Duration = Duration::from_secs(15);
+    /// The default header-read timeout.
+    pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The default idle timeout of connections.
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// The default cap on open connections.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+    /// The largest `max_connections` accepted.
+    pub const MAX_MAX_CONNECTIONS: usize = 1_000_000;
+    /// The default cap on open connections per client address.
+    pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
+    /// The default cap on concurrent HTTP/2 streams per connection.
+    pub const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 100;
+    /// The default number of failed authentications per address per minute.
+    pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 30;
 }
 
 impl Default for ServerConfig {
@@ -114,6 +144,12 @@ impl Default for ServerConfig {
             read_timeout: Self::DEFAULT_READ_TIMEOUT,
             stream_keepalive: Self::DEFAULT_STREAM_KEEPALIVE,
             trusted_proxies: Vec::new(),
+            header_read_timeout: Self::DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: Self::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            http2_max_concurrent_streams: Self::DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
+            auth_failures_per_minute: Self::DEFAULT_AUTH_FAILURES_PER_MINUTE,
         }
     }
 }

@@ -79,8 +79,8 @@ fn example_config_names_both_missing_keys() {
     assert_eq!(
         found,
         vec![
-            (Some(28), "providers[0].api_key"),
-            (Some(38), "providers[1].api_key")
+            (Some(36), "providers[0].api_key"),
+            (Some(46), "providers[1].api_key")
         ]
     );
     assert!(err.errors[0]

@@ -54,7 +54,7 @@ fn syntax_errors_have_a_line() {
 fn unknown_fields_are_named_with_the_allowed_ones() {
     assert_eq!(
         errors(&with("[server]\nlisten = \"127.0.0.1:1\"\nport = 4000\n")),
-        ["line 12: server.port: unknown field `port`, expected one of `listen`, `max_body_bytes`, `shutdown_grace`, `read_timeout`, `stream_keepalive`, `trusted_proxies`"]
+        ["line 12: server.port: unknown field `port`, expected one of `listen`, `max_body_bytes`, `shutdown_grace`, `read_timeout`, `stream_keepalive`, `trusted_proxies`, `header_read_timeout`, `idle_timeout`, `max_connections`, `max_connections_per_address`, `http2_max_concurrent_streams`, `auth_failures_per_minute`"]
     );
     assert_eq!(
         errors(&with("[keys]\nttl = \"1s\"\n")),
@@ -437,5 +437,25 @@ fn tier_mistakes_are_reported_with_line_and_field() {
             "line 23: tiers[2].accounts[2]: duplicate account \"c\" in this tier",
             "line 25: tiers[3].name: duplicate tier name \"research\" (first defined on line 17)",
         ]
+    );
+}
+
+#[test]
+fn connection_limits_are_checked() {
+    assert_eq!(
+        errors(&with("[server]\nheader_read_timeout = \"0s\"\nidle_timeout = 5\nmax_connections = 0\nhttp2_max_concurrent_streams = 0\nauth_failures_per_minute = -1\n")),
+        [
+            "line 11: server.header_read_timeout: must be greater than 0",
+            "line 12: server.idle_timeout: expected a duration string such as \"5s\" or \"5ms\", found the bare number 5",
+            "line 13: server.max_connections: must be between 1 and 1000000",
+            "line 14: server.http2_max_concurrent_streams: must be between 1 and 10000",
+            "line 15: server.auth_failures_per_minute: must be between 0 and 60000",
+        ]
+    );
+    assert_eq!(
+        errors(&with(
+            "[server]\nmax_connections = 100\nmax_connections_per_address = 101\n"
+        )),
+        ["line 12: server.max_connections_per_address: must not exceed max_connections (100)"]
     );
 }

@@ -34,6 +34,12 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(s.shutdown_grace, Duration::from_secs(30));
     assert_eq!(s.read_timeout, Duration::from_secs(60));
     assert_eq!(s.stream_keepalive, Duration::from_secs(15));
+    assert_eq!(s.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(s.idle_timeout, Duration::from_secs(60));
+    assert_eq!(s.max_connections, 10_000);
+    assert_eq!(s.max_connections_per_address, 256);
+    assert_eq!(s.http2_max_concurrent_streams, 100);
+    assert_eq!(s.auth_failures_per_minute, 30);
     assert_eq!(KeysConfig::default().cache_ttl, Duration::from_secs(5));
 }
 
@@ -62,6 +68,12 @@ max_body_bytes = 1024
 shutdown_grace = "0s"
 read_timeout = "1m 30s"
 stream_keepalive = "5s"
+header_read_timeout = "3s"
+idle_timeout = "2m"
+max_connections = 500
+max_connections_per_address = 20
+http2_max_concurrent_streams = 8
+auth_failures_per_minute = 0
 
 [store]
 path = "/data/moat.db"
@@ -91,6 +103,12 @@ targets = [
     assert_eq!(config.server.shutdown_grace, Duration::ZERO);
     assert_eq!(config.server.read_timeout, Duration::from_secs(90));
     assert_eq!(config.server.stream_keepalive, Duration::from_secs(5));
+    assert_eq!(config.server.header_read_timeout, Duration::from_secs(3));
+    assert_eq!(config.server.idle_timeout, Duration::from_secs(120));
+    assert_eq!(config.server.max_connections, 500);
+    assert_eq!(config.server.max_connections_per_address, 20);
+    assert_eq!(config.server.http2_max_concurrent_streams, 8);
+    assert_eq!(config.server.auth_failures_per_minute, 0);
     assert_eq!(config.store.path, PathBuf::from("/data/moat.db"));
     assert_eq!(config.keys.cache_ttl, Duration::from_millis(250));
 

@@ -110,6 +110,13 @@ pub enum GatewayError {
         /// The limit is on the end user named in the request, not on the whole account.
         end_user: bool,
     },
+    /// The client's address sent too many requests with a missing or invalid key lately
+    /// (`server.auth_failures_per_minute`).
+    #[error("Too many requests with a missing or invalid API key from this address. Try again in {} s.", retry_secs(*.retry_after_ms))]
+    AuthThrottled {
+        /// When the address may try again, in ms from now.
+        retry_after_ms: u64,
+    },
     /// A rate limit of the key, its workflow or its account refused the request.
     #[error("{refusal}")]
     RateLimited {
@@ -207,6 +214,7 @@ impl GatewayError {
             | GatewayError::PolicyDenied { .. }
             | GatewayError::NoCompliantTarget { .. } => 403,
             GatewayError::Throttled { .. }
+            | GatewayError::AuthThrottled { .. }
             | GatewayError::RateLimited { .. }
             | GatewayError::BudgetExceeded(_) => 429,
             GatewayError::UnknownModel(_) => 404,
@@ -245,7 +253,8 @@ impl GatewayError {
             GatewayError::MissingKey
             | GatewayError::Scope(ScopeError::InvalidKey)
             | GatewayError::Scope(ScopeError::Expired { .. })
-            | GatewayError::Scope(ScopeError::Revoked { .. }) => "auth",
+            | GatewayError::Scope(ScopeError::Revoked { .. })
+            | GatewayError::AuthThrottled { .. } => "auth",
             GatewayError::Scope(_) => "authorize",
             GatewayError::BodyTooLarge { .. }
             | GatewayError::BodyRead(_)
@@ -290,6 +299,7 @@ impl GatewayError {
             GatewayError::AccountBlocked { .. } => "account_blocked",
             GatewayError::Throttled { .. } => "detection_throttled",
             GatewayError::RateLimited { .. } => "rate_limited",
+            GatewayError::AuthThrottled { .. } => "auth_throttled",
             GatewayError::BudgetExceeded(_) => "budget_exceeded",
             GatewayError::Unregistered { .. } => "workflow_unregistered",
             GatewayError::WorkflowModel { .. } => "workflow_model_not_allowed",
@@ -330,6 +340,10 @@ impl GatewayError {
         match &self {
             GatewayError::RateLimited { refusal, at_ms } => {
                 crate::governance::headers::refusal(&mut response, protocol, refusal, *at_ms);
+            }
+            GatewayError::AuthThrottled { retry_after_ms } => {
+                let secs = HeaderValue::from(retry_secs(*retry_after_ms));
+                response.headers_mut().insert(header::RETRY_AFTER, secs);
             }
             GatewayError::AllTargetsUnavailable { retry_in_ms } => {
                 let secs = HeaderValue::from(retry_secs(*retry_in_ms));
@@ -396,7 +410,9 @@ fn openai_type_and_code(err: &GatewayError) -> (&'static str, Option<&'static st
         GatewayError::Store(_) => ("server_error", None),
         GatewayError::AccountBlocked { .. } => ("permission_error", Some("account_blocked")),
         // OpenAI's own request-rate refusals say `"type": "requests"`.
-        GatewayError::Throttled { .. } => ("requests", Some("rate_limit_exceeded")),
+        GatewayError::Throttled { .. } | GatewayError::AuthThrottled { .. } => {
+            ("requests", Some("rate_limit_exceeded"))
+        }
         GatewayError::RateLimited { refusal: r, .. } => match r.kind {
             moat_policy::limits::LimitKind::Tokens => ("tokens", Some("rate_limit_exceeded")),
             _ => ("requests", Some("rate_limit_exceeded")),

@@ -25,7 +25,14 @@ pub async fn models(
     };
     match list(state, headers, peer, id).await {
         Ok(body) => json_response(StatusCode::OK, &body),
-        Err(e) => e.into_protocol_response(protocol),
+        Err(e) => {
+            let client =
+                crate::forwarded::client_ip(peer, headers, &state.config.server.trusted_proxies);
+            state
+                .refusals
+                .data_plane(client, e)
+                .into_protocol_response(protocol)
+        }
     }
 }
 

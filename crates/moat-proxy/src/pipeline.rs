@@ -73,6 +73,11 @@ pub async fn handle(
     request: Request<Body>,
 ) -> Response {
     let request_id: Arc<str> = Arc::from(new_request_id().as_str());
+    let client = crate::forwarded::client_ip(
+        peer.ip(),
+        request.headers(),
+        &state.config.server.trusted_proxies,
+    );
     let mut record = RequestRecord::new(Arc::clone(&request_id), endpoint.operation());
     if let Some(log) = &state.audit {
         record.audit = Some(Arc::clone(log));
@@ -87,6 +92,12 @@ pub async fn handle(
         // A streamed response carries the record and finishes it when the stream ends.
         Ok(response) => response,
         Err(error) => {
+            let error = state.refusals.data_plane(client, error);
+            if let GatewayError::AuthThrottled { .. } = error {
+                // Past its limit an address's refusals write no audit record: they cannot
+                // flood the log (the first `auth_failures_per_minute` a minute do).
+                record.audit = None;
+            }
             if error.fault() == crate::error::Fault::Client {
                 tracing::debug!(request_id = %request_id, error = %error, "request refused");
             } else {

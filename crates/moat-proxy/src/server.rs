@@ -10,9 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use http::{HeaderMap, Request, StatusCode};
+use hyper::body::Incoming;
 use moat_core::Protocol;
 use serde_json::json;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -209,39 +210,40 @@ pub async fn serve(
     result
 }
 
-/// Serves until `signal`, then waits for open connections up to `grace`.
+/// Serves until `signal`, then waits for open connections up to `grace`; connections are
+/// accepted, bounded and timed out by `moat-listen` under the `[server]` limits.
 async fn drain(
     listener: TcpListener,
     state: Arc<AppState>,
     grace: Duration,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let server = &state.config.server;
+    let limits = moat_listen::Limits {
+        header_read_timeout: server.header_read_timeout,
+        idle_timeout: server.idle_timeout,
+        max_connections: server.max_connections,
+        max_connections_per_address: server.max_connections_per_address,
+        http2_max_concurrent_streams: server.http2_max_concurrent_streams,
+    };
+    // A trusted proxy carries many clients over its connections: only the global cap applies.
+    let trusted = server.trusted_proxies.clone();
+    let listen =
+        moat_listen::Listen::new(limits).exempt(move |ip| trusted.iter().any(|n| n.contains(&ip)));
     let app = router(state);
-    let stopping = CancellationToken::new();
-    let notify = stopping.clone();
     let signal = async move {
         signal.await;
         tracing::info!(
             grace_s = grace.as_secs(),
             "shutting down: draining in-flight requests"
         );
-        notify.cancel();
     };
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal)
-    .into_future();
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => result,
-        () = async { stopping.cancelled().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!("grace period over: closing remaining connections");
-            Ok(())
-        }
-    }
+    // Handlers read the peer's address as axum's `ConnectInfo`.
+    let service = move |peer: SocketAddr| {
+        tower::ServiceExt::map_request(app.clone(), move |mut r: Request<Incoming>| {
+            r.extensions_mut().insert(ConnectInfo(peer));
+            r
+        })
+    };
+    listen.serve(listener, service, signal, grace).await
 }

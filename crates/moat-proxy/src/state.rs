@@ -50,6 +50,8 @@ pub struct AppState {
     /// The audit log's store, read by the admin API; set with the writer (`audit`).
     pub(crate) audit_store: Option<Arc<dyn moat_store::AuditStore>>,
     pub(crate) spend_store: Option<Arc<dyn SpendStore>>,
+    /// Per-address limits on failed authentications, data plane and admin API.
+    pub(crate) refusals: crate::auth::Refusals,
 }
 
 /// Why the state could not be built from a valid config.
@@ -126,6 +128,7 @@ impl AppState {
             )),
             admin_token,
             spend_store: None,
+            refusals: crate::auth::Refusals::new(config.server.auth_failures_per_minute),
             workflow_store: None,
             admin_keys: None,
             audit_store: None,

@@ -92,6 +92,7 @@ pub async fn serve_config(
     let audit_keys = Arc::new(audit_keys);
     let listen = config.server.listen;
     let grace = config.server.shutdown_grace;
+    let config_max = config.server.max_connections;
     // The one SQLite file keeps the keys and the budget spend, so a restart forgets neither.
     let state = AppState::new(config, store.clone())
         .map_err(|e| anyhow::anyhow!("{e}"))?
@@ -105,6 +106,17 @@ pub async fn serve_config(
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .with_admin_key_store(store);
+    // Every connection holds a file descriptor: the connection caps, not a soft limit of 1024,
+    // should decide how many clients are served.
+    match moat_listen::raise_fd_limit() {
+        Ok((before, after)) => tracing::info!(
+            before,
+            after,
+            max_connections = config_max,
+            "file descriptor limit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not raise the file descriptor limit"),
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;

@@ -40,9 +40,30 @@ pub(crate) async fn guard(
     mut req: Request<Body>,
     next: Next,
 ) -> Response {
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| {
+            crate::forwarded::client_ip(
+                peer.ip(),
+                req.headers(),
+                &state.config.server.trusted_proxies,
+            )
+        });
+    // An address over its failure limit is refused before its credential is checked.
+    if let Some(wait) = client.and_then(|c| state.refusals.admin_blocked(c)) {
+        return too_many_failures(wait);
+    }
     let (id, role) = match authenticate(&state, req.headers()).await {
         Ok(found) => found,
-        Err(refusal) => return refusal,
+        Err(refusal) => {
+            if refusal.status() == StatusCode::UNAUTHORIZED {
+                if let Some(wait) = client.and_then(|c| state.refusals.admin_failure(c)) {
+                    return too_many_failures(wait);
+                }
+            }
+            return refusal;
+        }
     };
     if !roles.contains(&role) {
         let message = format!(
@@ -53,17 +74,7 @@ pub(crate) async fn guard(
         tracing::info!(admin_key = %id, %role, method = %req.method(), path = req.uri().path(), "admin API call refused by role");
         return error(StatusCode::FORBIDDEN, "permission_error", &message);
     }
-    let source_ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| {
-            crate::forwarded::client_ip(
-                peer.ip(),
-                req.headers(),
-                &state.config.server.trusted_proxies,
-            )
-            .to_string()
-        });
+    let source_ip = client.map(|c| c.to_string());
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
@@ -143,6 +154,17 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim)
+}
+
+/// 429 with `Retry-After` for an address over its admin failure limit.
+fn too_many_failures(wait: std::time::Duration) -> Response {
+    let secs = wait.as_millis().div_ceil(1000).max(1);
+    let message =
+        format!("too many failed admin authentications from this address: try again in {secs} s");
+    let mut r = error(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", &message);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs as u64));
+    r
 }
 
 fn unavailable(e: &StoreError) -> Response {

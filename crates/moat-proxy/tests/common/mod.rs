@@ -65,6 +65,7 @@ pub fn config(sim: &SimUpstream, dead_port: u16) -> Config {
             read_timeout: Duration::from_secs(5),
             stream_keepalive: Duration::from_millis(100),
             trusted_proxies: vec![],
+            ..ServerConfig::default()
         },
         store: StoreConfig {
             path: "unused.db".into(),
