@@ -112,9 +112,13 @@ pub struct AuditConfig {
     pub flush_interval: Duration,
     /// Records written in one transaction at most; default 512.
     pub batch_max: usize,
-    /// Records waiting for the writer at most; beyond it requests wait (counted), never drop
-    /// their record; default 65536.
-    pub queue: usize,
+    /// Records not yet committed (queued, or kept while appends fail) at most. At or past it, new
+    /// requests are refused with 503 before anything goes upstream, so no answer is made whose
+    /// record cannot be kept; default 16384. `queue`, its former name, is still read.
+    pub max_backlog: usize,
+    /// In `sync` durability, how long a response waits for its record's commit before it is
+    /// answered with 503 instead; default 5s.
+    pub commit_timeout: Duration,
     /// Body policy by workflow sensitivity.
     pub bodies: BodiesConfig,
     /// HMAC key that signs retention checkpoints; required for `retention`.
@@ -135,7 +139,8 @@ impl Default for AuditConfig {
             durability: Durability::Batch,
             flush_interval: Duration::from_millis(200),
             batch_max: 512,
-            queue: 65_536,
+            max_backlog: 16_384,
+            commit_timeout: Duration::from_secs(5),
             bodies: BodiesConfig::default(),
             checkpoint_key: None,
             retention: None,
@@ -152,6 +157,8 @@ pub(crate) struct RawAudit {
     pub flush_interval: Option<Any>,
     pub batch_max: Option<Any>,
     pub queue: Option<Any>,
+    pub max_backlog: Option<Any>,
+    pub commit_timeout: Option<Any>,
     pub bodies: Option<RawBodies>,
     pub checkpoint_key: Option<Spanned<String>>,
     pub retention: Option<Any>,
@@ -206,8 +213,23 @@ pub(crate) fn audit(ctx: &mut Ctx<'_>, element: Option<&Element<RawAudit>>) -> A
         out.batch_max = n as usize;
     }
     if let Some(n) = integer(ctx, raw.queue.as_ref(), &e.field("queue"), 1, 1 << 24) {
-        out.queue = n as usize;
+        out.max_backlog = n as usize;
     }
+    if let Some(n) = integer(
+        ctx,
+        raw.max_backlog.as_ref(),
+        &e.field("max_backlog"),
+        1,
+        1 << 24,
+    ) {
+        out.max_backlog = n as usize;
+    }
+    out.commit_timeout = ctx.duration(
+        raw.commit_timeout.as_ref(),
+        &e.field("commit_timeout"),
+        out.commit_timeout,
+        Zero::Rejected,
+    );
     if let Some(b) = &raw.bodies {
         let path = e.field("bodies");
         let mut one = |v: &Option<Spanned<String>>, key: &str, into: &mut BodyPolicy| {
