@@ -156,7 +156,9 @@ pub enum GatewayError {
     /// The audit log cannot keep this request's record (backlog full, appends failing, chain
     /// broken, or a `sync` commit that did not come in time): the request is refused rather than
     /// answered without evidence.
-    #[error("the gateway cannot record requests right now, so it does not serve them: {0}; retry later")]
+    #[error(
+        "the gateway cannot record requests right now, so it does not serve them: {0}; retry later"
+    )]
     AuditUnavailable(String),
     /// Every target of the route was skipped, its circuit breaker open after repeated failures.
     #[error("all targets unavailable: every target of this model is failing and was not tried; retry in {} s", retry_secs(*.retry_in_ms))]

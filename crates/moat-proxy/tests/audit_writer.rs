@@ -62,9 +62,7 @@ impl Faulty {
 impl AuditStore for Faulty {
     async fn append_audit(&self, batch: &[StoredAudit]) -> Result<(), StoreError> {
         if self.full.load(Ordering::SeqCst) {
-            return Err(StoreError::Io(
-                "database or disk is full (injected)".into(),
-            ));
+            return Err(StoreError::Io("database or disk is full (injected)".into()));
         }
         if self.fork.load(Ordering::SeqCst) {
             self.foreign_append().await;
@@ -249,8 +247,7 @@ async fn batch_mode_on_a_full_disk_fills_the_backlog_then_answers_503_and_recove
 }
 
 #[tokio::test]
-async fn sync_mode_on_a_full_disk_answers_503_after_the_commit_timeout_and_every_200_is_recorded()
-{
+async fn sync_mode_on_a_full_disk_answers_503_after_the_commit_timeout_and_every_200_is_recorded() {
     let faulty = Arc::new(Faulty::default());
     let h = start(&faulty, |c| {
         c.audit.durability = Durability::Sync;
@@ -337,7 +334,11 @@ async fn a_chain_moved_by_another_writer_is_resealed_onto_its_tail() {
     }
     h.gateway.shutdown().await.unwrap();
     let records = faulty.all().await;
-    assert_eq!(records.len(), 5, "two, the foreign one, two re-sealed after it");
+    assert_eq!(
+        records.len(),
+        5,
+        "two, the foreign one, two re-sealed after it"
+    );
     assert_eq!(records[2].request_id, "foreign-writer");
     assert_all_recorded(&records, &answered);
 }

@@ -93,10 +93,12 @@ pub async fn serve_config(
     };
     let store = Arc::new(open_store(&config)?);
     // A store that cannot be written stops the start, before anything is answered.
-    store
-        .check_writable()
-        .await
-        .with_context(|| format!("the store {} cannot be written", config.store.path.display()))?;
+    store.check_writable().await.with_context(|| {
+        format!(
+            "the store {} cannot be written",
+            config.store.path.display()
+        )
+    })?;
     let listen = config.server.listen;
     let grace = config.server.shutdown_grace;
     // The one SQLite file keeps the keys and the budget spend, so a restart forgets neither.

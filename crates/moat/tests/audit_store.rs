@@ -140,14 +140,21 @@ impl Tmpfs {
         let chunk = vec![0u8; 64 * 1024];
         while f.write_all(&chunk).and_then(|()| f.sync_all()).is_ok() {}
         // The last partial chunk too, byte runs of 4 KB.
-        while f.write_all(&chunk[..4096]).and_then(|()| f.sync_all()).is_ok() {}
+        while f
+            .write_all(&chunk[..4096])
+            .and_then(|()| f.sync_all())
+            .is_ok()
+        {}
         path
     }
 }
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -221,7 +228,11 @@ async fn a_read_only_store_stops_the_start() {
     let db = dir.path().join("moat.db");
     // A read-only bind mount of the store file alone: the directory (and the lock file) stay
     // writable, the database does not, even for root.
-    let bind = Command::new("mount").arg("--bind").arg(&db).arg(&db).status();
+    let bind = Command::new("mount")
+        .arg("--bind")
+        .arg(&db)
+        .arg(&db)
+        .status();
     if !bind.is_ok_and(|s| s.success()) {
         eprintln!("skipped: cannot bind-mount the store file read-only here");
         return;

@@ -33,7 +33,10 @@ pub(crate) enum Unavailable {
 impl std::fmt::Display for Unavailable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Unavailable::Backlog(n) => write!(f, "{n} audit records are waiting to be written (audit.max_backlog)"),
+            Unavailable::Backlog(n) => write!(
+                f,
+                "{n} audit records are waiting to be written (audit.max_backlog)"
+            ),
             Unavailable::Failing(e) => write!(f, "audit records cannot be written: {e}"),
             Unavailable::Broken(e) => write!(f, "the audit chain is broken: {e}"),
         }
@@ -47,7 +50,10 @@ impl Health {
     }
 
     pub(crate) fn add_pending(&self, n: usize) {
-        let now = self.pending.fetch_add(n, Ordering::AcqRel).saturating_add(n);
+        let now = self
+            .pending
+            .fetch_add(n, Ordering::AcqRel)
+            .saturating_add(n);
         metrics::gauge!("moat_audit_backlog").set(now as f64);
     }
 
@@ -66,7 +72,10 @@ impl Health {
         self.set_reason(error);
         if !self.failing.swap(true, Ordering::AcqRel) {
             metrics::gauge!("moat_audit_writable").set(0.0);
-            tracing::error!(error, "audit records cannot be written: /readyz is red until they can");
+            tracing::error!(
+                error,
+                "audit records cannot be written: /readyz is red until they can"
+            );
         }
     }
 
@@ -153,7 +162,10 @@ mod tests {
         h.failing("disk full");
         // Batch keeps serving into the backlog; sync refuses; readiness is red either way.
         assert_eq!(h.admit(2, false), Ok(()));
-        assert_eq!(h.admit(2, true), Err(Unavailable::Failing("disk full".into())));
+        assert_eq!(
+            h.admit(2, true),
+            Err(Unavailable::Failing("disk full".into()))
+        );
         assert!(h.status(2).is_err());
         h.recovered();
         assert_eq!(h.status(2), Ok(()));

@@ -24,10 +24,10 @@ mod writer;
 pub(crate) use record::{build, keeps_bodies, AuditInput};
 pub use record::{Capture, CAPTURE_MAX};
 
+use health::Health;
 use moat_audit::{AuditRecord, Chain};
 use moat_config::AuditConfig;
 use moat_store::{AuditStore, StoreError};
-use health::Health;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};

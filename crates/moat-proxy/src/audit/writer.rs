@@ -120,7 +120,10 @@ async fn append(
         if let (Some(t), Some(l)) = (&tail, last) {
             if t.seq == l.seq && t.hash == l.hash {
                 // An earlier attempt did commit (its reply was lost): nothing to do.
-                tracing::warn!(seq = t.seq, "audit batch was already written by an earlier attempt");
+                tracing::warn!(
+                    seq = t.seq,
+                    "audit batch was already written by an earlier attempt"
+                );
                 health.recovered();
                 return;
             }

@@ -42,7 +42,9 @@ impl SqliteStore {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| StoreError::Io(format!("cannot open the lock file {}: {e}", path.display())))?;
+            .map_err(|e| {
+                StoreError::Io(format!("cannot open the lock file {}: {e}", path.display()))
+            })?;
         match file.try_lock() {
             Ok(()) => Ok(ServeLock { _file: file, path }),
             Err(TryLockError::WouldBlock) => Err(StoreError::Locked(path)),
@@ -112,11 +114,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("moat.db");
         drop(SqliteStore::open(&db).unwrap());
-        let conn = rusqlite::Connection::open_with_flags(
-            &db,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
+        let conn =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap();
         let store = SqliteStore {
             conn: std::sync::Arc::new(std::sync::Mutex::new(conn)),
             audit_fsync: true,
