@@ -77,7 +77,9 @@ pub async fn handle(
     // before anything else runs, so nothing is answered or sent upstream without evidence and
     // refusals cost nothing while the store fails. The refusal itself is counted, not recorded.
     if let Some(Err(error)) = state.audit.as_ref().map(|log| log.admit()) {
-        tracing::warn!(request_id = %request_id, error = %error, "request refused: audit log unavailable");
+        // Debug only: a refusal must stay cheap under a flood; the writer logs the failure
+        // itself, `/readyz` is red and `moat_audit_refused_total` counts these.
+        tracing::debug!(request_id = %request_id, error = %error, "request refused: audit log unavailable");
         let mut response = error.into_protocol_response(endpoint.protocol());
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert("x-moat-request-id", v);
