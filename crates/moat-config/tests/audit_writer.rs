@@ -32,9 +32,14 @@ fn load(extra: &str) -> Result<moat_config::Config, String> {
 fn backlog_and_commit_timeout_have_defaults_and_are_read() {
     let c = load("").unwrap();
     assert_eq!(c.audit.max_backlog, 16_384);
+    assert_eq!(c.audit.max_backlog_bytes, 256 * 1024 * 1024);
     assert_eq!(c.audit.commit_timeout, Duration::from_secs(5));
-    let c = load("[audit]\nmax_backlog = 100\ncommit_timeout = \"250ms\"\n").unwrap();
+    let c = load(
+        "[audit]\nmax_backlog = 100\nmax_backlog_bytes = 1048576\ncommit_timeout = \"250ms\"\n",
+    )
+    .unwrap();
     assert_eq!(c.audit.max_backlog, 100);
+    assert_eq!(c.audit.max_backlog_bytes, 1_048_576);
     assert_eq!(c.audit.commit_timeout, Duration::from_millis(250));
     // The former name still sets it.
     let c = load("[audit]\nqueue = 7\n").unwrap();
@@ -43,7 +48,9 @@ fn backlog_and_commit_timeout_have_defaults_and_are_read() {
 
 #[test]
 fn a_zero_backlog_or_timeout_is_refused() {
-    let err = load("[audit]\nmax_backlog = 0\ncommit_timeout = \"0s\"\n").unwrap_err();
-    assert!(err.contains("audit.max_backlog"), "{err}");
+    let err = load("[audit]\nmax_backlog = 0\nmax_backlog_bytes = 0\ncommit_timeout = \"0s\"\n")
+        .unwrap_err();
+    assert!(err.contains("audit.max_backlog:"), "{err}");
+    assert!(err.contains("audit.max_backlog_bytes:"), "{err}");
     assert!(err.contains("audit.commit_timeout"), "{err}");
 }

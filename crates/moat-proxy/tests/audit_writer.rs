@@ -389,3 +389,28 @@ async fn shutdown_gives_up_on_a_failing_store_after_the_grace_period() {
     );
     assert!(faulty.all().await.is_empty());
 }
+
+#[tokio::test]
+async fn large_bodies_fill_the_backlog_by_bytes_before_its_count() {
+    let faulty = Arc::new(Faulty::default());
+    let h = start(&faulty, |c| {
+        c.audit.max_backlog = 1000;
+        c.audit.max_backlog_bytes = 50_000;
+    })
+    .await;
+    faulty.full.store(true, Ordering::SeqCst);
+    // Each record keeps a 20 KB request body: two weigh ~43 KB, three ~64 KB.
+    let big = json!({"model": "gpt", "max_tokens": 3, "messages": [{"role": "user", "content": "x".repeat(20_000)}]});
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let r = h.openai("/v1/chat/completions", &big).await;
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 503, 503]);
+    let (status, body) = readyz(&h).await;
+    assert_eq!(status, 503);
+    faulty.full.store(false, Ordering::SeqCst);
+    until_ready_is(&h, 200).await;
+    h.gateway.shutdown().await.unwrap();
+    assert_eq!(faulty.all().await.len(), 3, "{body}");
+}

@@ -116,6 +116,9 @@ pub struct AuditConfig {
     /// requests are refused with 503 before anything goes upstream, so no answer is made whose
     /// record cannot be kept; default 16384. `queue`, its former name, is still read.
     pub max_backlog: usize,
+    /// The kept bodies of those records, in bytes, at most (the same refusal past it); default
+    /// 256 MiB. Bounds the backlog's memory when bodies are large.
+    pub max_backlog_bytes: usize,
     /// In `sync` durability, how long a response waits for its record's commit before it is
     /// answered with 503 instead; default 5s.
     pub commit_timeout: Duration,
@@ -140,6 +143,7 @@ impl Default for AuditConfig {
             flush_interval: Duration::from_millis(200),
             batch_max: 512,
             max_backlog: 16_384,
+            max_backlog_bytes: 256 * 1024 * 1024,
             commit_timeout: Duration::from_secs(5),
             bodies: BodiesConfig::default(),
             checkpoint_key: None,
@@ -158,6 +162,7 @@ pub(crate) struct RawAudit {
     pub batch_max: Option<Any>,
     pub queue: Option<Any>,
     pub max_backlog: Option<Any>,
+    pub max_backlog_bytes: Option<Any>,
     pub commit_timeout: Option<Any>,
     pub bodies: Option<RawBodies>,
     pub checkpoint_key: Option<Spanned<String>>,
@@ -223,6 +228,15 @@ pub(crate) fn audit(ctx: &mut Ctx<'_>, element: Option<&Element<RawAudit>>) -> A
         1 << 24,
     ) {
         out.max_backlog = n as usize;
+    }
+    if let Some(n) = integer(
+        ctx,
+        raw.max_backlog_bytes.as_ref(),
+        &e.field("max_backlog_bytes"),
+        1,
+        1 << 40,
+    ) {
+        out.max_backlog_bytes = n as usize;
     }
     out.commit_timeout = ctx.duration(
         raw.commit_timeout.as_ref(),

@@ -65,7 +65,7 @@ impl AuditLog {
             None => Chain::start(),
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        let health = Arc::new(Health::default());
+        let health = Arc::new(Health::new(config.max_backlog, config.max_backlog_bytes));
         metrics::gauge!("moat_audit_writable").set(1.0);
         metrics::gauge!("moat_audit_backlog").set(0.0);
         let stop = tokio_util::sync::CancellationToken::new();
@@ -108,13 +108,14 @@ impl AuditLog {
             }
             moat_config::Durability::Batch => (None, None),
         };
-        self.health.add_pending(1);
+        let weight = health::weight(&record);
+        self.health.add_pending(1, weight);
         let job = Job {
             record: Some(record),
             ack,
         };
         if self.tx.send(job).is_err() {
-            self.health.remove_pending(1);
+            self.health.remove_pending(1, weight);
             metrics::counter!("moat_audit_lost_total").increment(1);
             tracing::error!("audit writer has stopped: a record could not be queued");
         }
@@ -122,26 +123,21 @@ impl AuditLog {
     }
 
     /// Whether a new request may be served now: `Err` (a 503 in the client's protocol) past
-    /// `audit.max_backlog` records pending, while the chain is broken, and in `sync` durability
+    /// `audit.max_backlog` records (or `max_backlog_bytes` of kept bodies) pending, while the chain is broken, and in `sync` durability
     /// while appends fail. Called before anything goes upstream; a refused request is counted
     /// (`moat_audit_refused_total`) but not recorded, since its record could not be kept.
     pub fn admit(&self) -> Result<(), crate::error::GatewayError> {
         let sync = self.config.durability == moat_config::Durability::Sync;
-        self.health
-            .admit(self.config.max_backlog, sync)
-            .map_err(|why| {
-                metrics::counter!("moat_audit_refused_total").increment(1);
-                crate::error::GatewayError::AuditUnavailable(why.to_string())
-            })
+        self.health.admit(sync).map_err(|why| {
+            metrics::counter!("moat_audit_refused_total").increment(1);
+            crate::error::GatewayError::AuditUnavailable(why.to_string())
+        })
     }
 
     /// Why records cannot be written now, if they cannot (`/readyz`): appends failing, the
     /// chain broken, or the backlog full.
     pub fn unavailable(&self) -> Option<String> {
-        self.health
-            .status(self.config.max_backlog)
-            .err()
-            .map(|why| why.to_string())
+        self.health.status().err().map(|why| why.to_string())
     }
 
     /// Records submitted and not yet committed.
@@ -163,7 +159,7 @@ impl AuditLog {
             )),
             Err(_) => {
                 metrics::counter!("moat_audit_commit_timeouts_total").increment(1);
-                let why = match self.health.status(self.config.max_backlog) {
+                let why = match self.health.status() {
                     Err(e) => format!(": {e}"),
                     Ok(()) => String::new(),
                 };

@@ -62,7 +62,8 @@ pub(super) async fn write_loop(
         }
         if !records.is_empty() {
             append(store.as_ref(), &mut chain, &mut records, &health).await;
-            health.remove_pending(records.len());
+            let bytes = records.iter().map(super::health::weight).sum();
+            health.remove_pending(records.len(), bytes);
             metrics::counter!("moat_audit_records_total").increment(records.len() as u64);
         }
         for ack in acks {
