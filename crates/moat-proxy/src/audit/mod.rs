@@ -37,7 +37,8 @@ use writer::Job;
 /// The gateway's handle on its audit log.
 pub struct AuditLog {
     /// Unbounded, because what bounds it is admission: a request is refused at
-    /// `max_backlog` records pending, and each admitted request sends a record or a few.
+    /// `max_backlog` records (or bytes) pending, and each admitted request sends a record or a
+    /// few.
     tx: mpsc::UnboundedSender<Job>,
     health: Arc<Health>,
     config: AuditConfig,
@@ -68,6 +69,7 @@ impl AuditLog {
         let health = Arc::new(Health::new(config.max_backlog, config.max_backlog_bytes));
         metrics::gauge!("moat_audit_writable").set(1.0);
         metrics::gauge!("moat_audit_backlog").set(0.0);
+        metrics::gauge!("moat_audit_backlog_bytes").set(0.0);
         let stop = tokio_util::sync::CancellationToken::new();
         if let (Some(keep), Some(key)) = (config.retention, &config.checkpoint_key) {
             let key = key.expose().as_bytes().to_vec();
