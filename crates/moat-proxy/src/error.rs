@@ -160,6 +160,13 @@ pub enum GatewayError {
         /// The tags it requires.
         tags: Vec<String>,
     },
+    /// The audit log cannot keep this request's record (backlog full, appends failing, chain
+    /// broken, or a `sync` commit that did not come in time): the request is refused rather than
+    /// answered without evidence.
+    #[error(
+        "the gateway cannot record requests right now, so it does not serve them: {0}; retry later"
+    )]
+    AuditUnavailable(String),
     /// Every target of the route was skipped, its circuit breaker open after repeated failures.
     #[error("all targets unavailable: every target of this model is failing and was not tried; retry in {} s", retry_secs(*.retry_in_ms))]
     AllTargetsUnavailable {
@@ -221,7 +228,9 @@ impl GatewayError {
             GatewayError::UpstreamStatus { status, .. } => *status,
             GatewayError::UpstreamUnavailable { timeout: true, .. } => 504,
             GatewayError::UpstreamUnavailable { timeout: false, .. } => 502,
-            GatewayError::Store(_) | GatewayError::AllTargetsUnavailable { .. } => 503,
+            GatewayError::Store(_)
+            | GatewayError::AllTargetsUnavailable { .. }
+            | GatewayError::AuditUnavailable(_) => 503,
         };
         StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY)
     }
@@ -242,7 +251,7 @@ impl GatewayError {
             GatewayError::UpstreamStatus { .. }
             | GatewayError::UpstreamUnavailable { .. }
             | GatewayError::AllTargetsUnavailable { .. } => Fault::Upstream,
-            GatewayError::Store(_) => Fault::Internal,
+            GatewayError::Store(_) | GatewayError::AuditUnavailable(_) => Fault::Internal,
             _ => Fault::Client,
         }
     }
@@ -273,6 +282,7 @@ impl GatewayError {
             | GatewayError::AllTargetsUnavailable { .. }
             | GatewayError::Translate(_) => "upstream",
             GatewayError::Store(_) => "internal",
+            GatewayError::AuditUnavailable(_) => "audit",
         }
     }
 
@@ -306,6 +316,7 @@ impl GatewayError {
             GatewayError::PolicyDenied { .. } => "policy_denied",
             GatewayError::NoCompliantTarget { .. } => "no_compliant_target",
             GatewayError::AllTargetsUnavailable { .. } => "all_targets_unavailable",
+            GatewayError::AuditUnavailable(_) => "audit_unavailable",
         }
     }
 
@@ -348,6 +359,11 @@ impl GatewayError {
             GatewayError::AllTargetsUnavailable { retry_in_ms } => {
                 let secs = HeaderValue::from(retry_secs(*retry_in_ms));
                 response.headers_mut().insert(header::RETRY_AFTER, secs);
+            }
+            GatewayError::AuditUnavailable(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             GatewayError::BudgetExceeded(_) => {
                 // Waiting will not help until the window resets: SDKs must not retry.
@@ -427,6 +443,7 @@ fn openai_type_and_code(err: &GatewayError) -> (&'static str, Option<&'static st
         GatewayError::AllTargetsUnavailable { .. } => {
             ("server_error", Some("all_targets_unavailable"))
         }
+        GatewayError::AuditUnavailable(_) => ("server_error", Some("audit_unavailable")),
     }
 }
 

@@ -78,6 +78,19 @@ pub async fn handle(
         request.headers(),
         &state.config.server.trusted_proxies,
     );
+    // 0. The audit log must be able to keep this request's record (backlog, writer state)
+    // before anything else runs, so nothing is answered or sent upstream without evidence and
+    // refusals cost nothing while the store fails. The refusal itself is counted, not recorded.
+    if let Some(Err(error)) = state.audit.as_ref().map(|log| log.admit()) {
+        // Debug only: a refusal must stay cheap under a flood; the writer logs the failure
+        // itself, `/readyz` is red and `moat_audit_refused_total` counts these.
+        tracing::debug!(request_id = %request_id, error = %error, "request refused: audit log unavailable");
+        let mut response = error.into_protocol_response(endpoint.protocol());
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-moat-request-id", v);
+        }
+        return response;
+    }
     let mut record = RequestRecord::new(Arc::clone(&request_id), endpoint.operation());
     if let Some(log) = &state.audit {
         record.audit = Some(Arc::clone(log));
@@ -114,8 +127,12 @@ pub async fn handle(
     };
     // `audit.durability = "sync"`: an answer that is already whole (an error, a buffered
     // answer) goes out only once its record is committed; a stream waits at its end.
-    if let Some(ack) = record.audit_ack.take() {
-        let _ = ack.await;
+    // Past `audit.commit_timeout` the answer is replaced by a 503: it was not recorded in time.
+    if let (Some(ack), Some(log)) = (record.audit_ack.take(), &state.audit) {
+        if let Err(error) = log.committed(ack).await {
+            tracing::error!(request_id = %request_id, error = %error, "answer withheld: its audit record was not committed");
+            response = error.into_protocol_response(endpoint.protocol());
+        }
     }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-moat-request-id", v);

@@ -70,6 +70,13 @@ async fn get_model(
 }
 
 async fn readyz(State(s): State<Arc<AppState>>) -> Response {
+    // Red while the audit log cannot keep records: appends failing, chain broken, backlog full.
+    if let Some(why) = s.audit.as_ref().and_then(|log| log.unavailable()) {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "unavailable", "reason": "audit", "detail": why}),
+        );
+    }
     match s.store.ping().await {
         Ok(()) => json_response(StatusCode::OK, &json!({"status": "ready"})),
         Err(e) => {
@@ -191,9 +198,11 @@ pub async fn serve(
     });
     let audit = state.audit.clone();
     let result = drain(listener, state, grace, signal).await;
-    // Every request that finished is in the log before the process says it stopped.
+    // Every request that finished is in the log before the process says it stopped, unless
+    // the store cannot take it within the grace period: then the count of records lost is
+    // logged and the process stops anyway.
     if let Some(log) = audit {
-        log.flush().await;
+        log.flush_within(grace).await;
     }
     if let Some((task, done)) = refresher {
         done.cancel();

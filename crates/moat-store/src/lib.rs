@@ -19,7 +19,7 @@ pub use audit::{
     AuditBounds, AuditQuery, AuditStore, AuditTail, ChainBreak, StoredAudit, StoredCheckpoint,
 };
 pub use memory::MemoryStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{ServeLock, SqliteStore};
 
 use async_trait::async_trait;
 use moat_policy::KeyRecord;
@@ -58,6 +58,15 @@ pub enum StoreError {
     /// The blocking worker died (a bug, not an input).
     #[error("store worker failed: {0}")]
     Worker(String),
+    /// Another process serves from this store: its serving lock (this path) is held.
+    #[error("the store is in use by another moat serve (lock {} is held); stop it first, or give this gateway a store of its own", .0.display())]
+    Locked(std::path::PathBuf),
+    /// The store cannot be written (a read-only file or file system).
+    #[error("the store is read-only: moat serve must be able to write its audit log and keys")]
+    ReadOnly,
+    /// A file operation around the database failed (its lock file).
+    #[error("{0}")]
+    Io(String),
 }
 
 /// Where virtual keys live. Keys are stored only as hashes.

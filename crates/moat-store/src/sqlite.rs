@@ -13,6 +13,9 @@ use std::sync::{Arc, Mutex};
 
 mod admin_keys;
 mod audit;
+mod serving;
+
+pub use serving::ServeLock;
 
 /// A SQLite database file. Calls run on tokio's blocking pool, one at a time per store; the proxy
 /// caches keys, so this is off the hot path.

@@ -81,7 +81,24 @@ pub async fn serve_config(
     config: Config,
     on_ready: Option<Box<dyn FnOnce(std::net::SocketAddr) + Send>>,
 ) -> anyhow::Result<()> {
+    // One serving gateway per store: it is the audit chain's only writer. Held until the
+    // process ends; CLI commands do not take it, so they still work while it serves.
+    let _serving = if config.store.path == Path::new(":memory:") {
+        None
+    } else {
+        Some(
+            SqliteStore::lock_for_serving(&config.store.path)
+                .with_context(|| format!("cannot serve from {}", config.store.path.display()))?,
+        )
+    };
     let store = Arc::new(open_store(&config)?);
+    // A store that cannot be written stops the start, before anything is answered.
+    store.check_writable().await.with_context(|| {
+        format!(
+            "the store {} cannot be written",
+            config.store.path.display()
+        )
+    })?;
     let audit_keys = if config.audit.enabled {
         let keys = crate::audit_key::load_or_create(&config)?;
         tracing::info!(public_key = %keys.public_hex(), "audit key loaded");

@@ -113,9 +113,16 @@ pub struct AuditConfig {
     pub flush_interval: Duration,
     /// Records written in one transaction at most; default 512.
     pub batch_max: usize,
-    /// Records waiting for the writer at most; beyond it requests wait (counted), never drop
-    /// their record; default 65536.
-    pub queue: usize,
+    /// Records not yet committed (queued, or kept while appends fail) at most. At or past it, new
+    /// requests are refused with 503 before anything goes upstream, so no answer is made whose
+    /// record cannot be kept; default 16384. `queue`, its former name, is still read.
+    pub max_backlog: usize,
+    /// The kept bodies of those records, in bytes, at most (the same refusal past it); default
+    /// 256 MiB. Bounds the backlog's memory when bodies are large.
+    pub max_backlog_bytes: usize,
+    /// In `sync` durability, how long a response waits for its record's commit before it is
+    /// answered with 503 instead; default 5s.
+    pub commit_timeout: Duration,
     /// Body policy by workflow sensitivity.
     pub bodies: BodiesConfig,
     /// Records older than this are dropped behind a signed checkpoint; `None` keeps everything.
@@ -165,7 +172,9 @@ impl Default for AuditConfig {
             durability: Durability::Batch,
             flush_interval: Duration::from_millis(200),
             batch_max: 512,
-            queue: 65_536,
+            max_backlog: 16_384,
+            max_backlog_bytes: 256 * 1024 * 1024,
+            commit_timeout: Duration::from_secs(5),
             bodies: BodiesConfig::default(),
             retention: None,
             signing_key: None,
@@ -183,6 +192,9 @@ pub(crate) struct RawAudit {
     pub flush_interval: Option<Any>,
     pub batch_max: Option<Any>,
     pub queue: Option<Any>,
+    pub max_backlog: Option<Any>,
+    pub max_backlog_bytes: Option<Any>,
+    pub commit_timeout: Option<Any>,
     pub bodies: Option<RawBodies>,
     pub checkpoint_key: Option<Spanned<String>>,
     pub retention: Option<Any>,
@@ -249,8 +261,32 @@ pub(crate) fn audit(ctx: &mut Ctx<'_>, element: Option<&Element<RawAudit>>) -> A
         out.batch_max = n as usize;
     }
     if let Some(n) = integer(ctx, raw.queue.as_ref(), &e.field("queue"), 1, 1 << 24) {
-        out.queue = n as usize;
+        out.max_backlog = n as usize;
     }
+    if let Some(n) = integer(
+        ctx,
+        raw.max_backlog.as_ref(),
+        &e.field("max_backlog"),
+        1,
+        1 << 24,
+    ) {
+        out.max_backlog = n as usize;
+    }
+    if let Some(n) = integer(
+        ctx,
+        raw.max_backlog_bytes.as_ref(),
+        &e.field("max_backlog_bytes"),
+        1,
+        1 << 40,
+    ) {
+        out.max_backlog_bytes = n as usize;
+    }
+    out.commit_timeout = ctx.duration(
+        raw.commit_timeout.as_ref(),
+        &e.field("commit_timeout"),
+        out.commit_timeout,
+        Zero::Rejected,
+    );
     if let Some(b) = &raw.bodies {
         let path = e.field("bodies");
         let mut one = |v: &Option<Spanned<String>>, key: &str, into: &mut BodyPolicy| {

@@ -270,7 +270,10 @@ async fn record_read(
     record.source_ip = caller.source_ip.clone();
     record.user_agent = caller.user_agent.clone();
     if let Some(ack) = log.submit(record) {
-        let _ = ack.await;
+        // Bounded by `audit.commit_timeout`, so a failing store never hangs an admin read.
+        if let Err(e) = log.committed(ack).await {
+            tracing::error!(error = %e, "the read record of an audit answer was not committed in time");
+        }
     }
     Some(request_id)
 }

@@ -1,42 +1,48 @@
 //! The audit log's writer: every finished request becomes an `AuditRecord` handed to one writer
-//! task over a bounded queue; the task seals records into the hash chain (it is the chain's only
-//! writer) and appends them in batches, one transaction each.
+//! task; the task seals records into the hash chain (it is the chain's only writer) and appends
+//! them in batches, one transaction each.
 //!
 //! - `batch`: a record is written within `audit.flush_interval` (or sooner when `batch_max`
 //!   records wait).
 //! - `sync`: the request's response does not complete until its record is committed (the
-//!   request path awaits the writer's acknowledgement).
+//!   request path awaits the writer's acknowledgement, at most `audit.commit_timeout`; past it
+//!   the request is answered 503).
 //!
-//! A full queue is counted (`moat_audit_queue_full_total`) and warned about, and the record still
-//! goes: it waits for room in a task of its own. A failed append is retried with backoff, the
-//! batch kept; nothing is dropped.
+//! The writer never wedges and never hides a failure (`health.rs`, `writer.rs`): records not yet
+//! committed are counted, and at `audit.max_backlog` new requests are refused with 503 before
+//! anything goes upstream ([`AuditLog::admit`]), so memory stays bounded and no answer is made
+//! whose record cannot be kept. A failed append is retried with backoff, the batch kept, while
+//! `/readyz` is red; a batch refused as not following the stored chain is re-sealed onto the
+//! store's tail, and if that is refused too the gateway refuses every request until it works.
+//! Shutdown flushes for at most `server.shutdown_grace` and logs what was not written.
 
+mod health;
 mod record;
 mod resume;
 pub mod retention;
 pub mod witness;
+mod writer;
 
 pub(crate) use record::{build, keeps_bodies, AuditInput};
 pub use record::{Capture, CAPTURE_MAX};
 
-use moat_audit::{AuditKeys, AuditRecord, Chain, Head};
+use health::Health;
+use moat_audit::{AuditKeys, AuditRecord, Chain};
 use moat_config::AuditConfig;
-use moat_store::{AuditStore, StoreError, StoredAudit};
+use moat_store::{AuditStore, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-
-/// One record on its way to the writer, with the sender a `sync` request waits on.
-struct Job {
-    /// `None` is a barrier: acknowledged once everything queued before it is committed.
-    record: Option<AuditRecord>,
-    ack: Option<oneshot::Sender<()>>,
-}
+use writer::Job;
 
 /// The gateway's handle on its audit log.
 pub struct AuditLog {
-    tx: mpsc::Sender<Job>,
+    /// Unbounded, because what bounds it is admission: a request is refused at
+    /// `max_backlog` records (or bytes) pending, and each admitted request sends a record or a
+    /// few.
+    tx: mpsc::UnboundedSender<Job>,
+    health: Arc<Health>,
     config: AuditConfig,
     /// The audit key: signs checkpoints and heads, keys body digests and pseudonyms.
     keys: Arc<AuditKeys>,
@@ -68,7 +74,11 @@ impl AuditLog {
             Some(tail) => Chain::resume(tail.seq, tail.hash),
             None => Chain::start(),
         };
-        let (tx, rx) = mpsc::channel(config.queue);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let health = Arc::new(Health::new(config.max_backlog, config.max_backlog_bytes));
+        metrics::gauge!("moat_audit_writable").set(1.0);
+        metrics::gauge!("moat_audit_backlog").set(0.0);
+        metrics::gauge!("moat_audit_backlog_bytes").set(0.0);
         let stop = tokio_util::sync::CancellationToken::new();
         if let Some(keep) = config.retention {
             let (store, keys, clock) = (Arc::clone(&store), Arc::clone(&keys), Arc::clone(&clock));
@@ -78,16 +88,20 @@ impl AuditLog {
         if let Some(w) = &config.witness {
             witness::spawn(w.clone(), Arc::clone(&keys), clock, heads);
         }
-        let task = tokio::spawn(write_loop(
+        let task = tokio::spawn(writer::write_loop(
             rx,
             store,
             chain,
-            config.flush_interval,
-            config.batch_max,
+            Arc::clone(&health),
+            writer::Batching {
+                flush: config.flush_interval,
+                max: config.batch_max,
+            },
             head,
         ));
         let log = AuditLog {
             tx,
+            health,
             config,
             keys,
             stop,
@@ -105,7 +119,9 @@ impl AuditLog {
         &self.config
     }
 
-    /// Queues `record`; in `sync` mode returns what to await before the response completes.
+    /// Queues `record`; in `sync` mode returns what to await before the response completes
+    /// (see [`AuditLog::committed`]). Never waits: admission ([`AuditLog::admit`]) is what keeps
+    /// the backlog bounded.
     pub fn submit(&self, record: AuditRecord) -> Option<oneshot::Receiver<()>> {
         let (ack, done) = match self.config.durability {
             moat_config::Durability::Sync => {
@@ -114,27 +130,67 @@ impl AuditLog {
             }
             moat_config::Durability::Batch => (None, None),
         };
-        match self.tx.try_send(Job {
+        let weight = health::weight(&record);
+        self.health.add_pending(1, weight);
+        let job = Job {
             record: Some(record),
             ack,
-        }) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(job)) => {
-                metrics::counter!("moat_audit_queue_full_total").increment(1);
-                tracing::warn!("audit queue full: the record waits for room (raise audit.queue or check the store)");
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    if tx.send(job).await.is_err() {
-                        tracing::error!("audit writer stopped before a queued record was written");
-                    }
-                });
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                metrics::counter!("moat_audit_lost_total").increment(1);
-                tracing::error!("audit writer has stopped: a record could not be queued");
-            }
+        };
+        if self.tx.send(job).is_err() {
+            self.health.remove_pending(1, weight);
+            metrics::counter!("moat_audit_lost_total").increment(1);
+            tracing::error!("audit writer has stopped: a record could not be queued");
         }
         done
+    }
+
+    /// Whether a new request may be served now: `Err` (a 503 in the client's protocol) past
+    /// `audit.max_backlog` records (or `max_backlog_bytes` of kept bodies) pending, while the chain is broken, and in `sync` durability
+    /// while appends fail. Called before anything goes upstream; a refused request is counted
+    /// (`moat_audit_refused_total`) but not recorded, since its record could not be kept.
+    pub fn admit(&self) -> Result<(), crate::error::GatewayError> {
+        let sync = self.config.durability == moat_config::Durability::Sync;
+        self.health.admit(sync).map_err(|why| {
+            metrics::counter!("moat_audit_refused_total").increment(1);
+            crate::error::GatewayError::AuditUnavailable(why.to_string())
+        })
+    }
+
+    /// Why records cannot be written now, if they cannot (`/readyz`): appends failing, the
+    /// chain broken, or the backlog full.
+    pub fn unavailable(&self) -> Option<String> {
+        self.health.status().err().map(|why| why.to_string())
+    }
+
+    /// Records submitted and not yet committed.
+    pub fn backlog(&self) -> usize {
+        self.health.pending()
+    }
+
+    /// Waits for a `sync` record's commit, at most `audit.commit_timeout`; `Err` (a 503 in the
+    /// client's protocol) if it did not commit in time or the writer is gone.
+    pub async fn committed(
+        &self,
+        ack: oneshot::Receiver<()>,
+    ) -> Result<(), crate::error::GatewayError> {
+        let timeout = self.config.commit_timeout;
+        match tokio::time::timeout(timeout, ack).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(crate::error::GatewayError::AuditUnavailable(
+                "the audit writer has stopped".into(),
+            )),
+            Err(_) => {
+                metrics::counter!("moat_audit_commit_timeouts_total").increment(1);
+                let why = match self.health.status() {
+                    Err(e) => format!(": {e}"),
+                    Ok(()) => String::new(),
+                };
+                Err(crate::error::GatewayError::AuditUnavailable(format!(
+                    "the audit record was not committed within audit.commit_timeout ({} ms){why}",
+                    timeout.as_millis()
+                )))
+            }
+        }
     }
 }
 
@@ -146,78 +202,26 @@ impl AuditLog {
             record: None,
             ack: Some(tx),
         };
-        if self.tx.send(barrier).await.is_ok() {
+        if self.tx.send(barrier).is_ok() {
             let _ = rx.await;
         }
     }
-}
 
-/// Collects a batch (the first record, then whatever arrives within `flush` up to `max`),
-/// seals and appends it, acknowledges it; until the queue closes and is drained.
-async fn write_loop(
-    mut rx: mpsc::Receiver<Job>,
-    store: Arc<dyn AuditStore>,
-    mut chain: Chain,
-    flush: Duration,
-    max: usize,
-    head: tokio::sync::watch::Sender<Option<Head>>,
-) {
-    while let Some(first) = rx.recv().await {
-        let mut jobs = vec![first];
-        let deadline = tokio::time::Instant::now() + flush;
-        while jobs.len() < max {
-            // Sync requests wait on this batch: don't hold them for the whole interval when the
-            // queue is empty.
-            let waiting_sync = jobs.iter().any(|j| j.ack.is_some());
-            let next = if waiting_sync {
-                rx.try_recv().ok()
-            } else {
-                tokio::time::timeout_at(deadline, rx.recv())
-                    .await
-                    .ok()
-                    .flatten()
-            };
-            match next {
-                Some(job) => jobs.push(job),
-                None => break,
-            }
+    /// [`AuditLog::flush`] for at most `limit`; returns how many records were still not
+    /// committed when it gave up (0 if the flush completed), counted in `moat_audit_lost_total`
+    /// and logged as an error, since the process is about to end without them.
+    pub async fn flush_within(&self, limit: Duration) -> usize {
+        if tokio::time::timeout(limit, self.flush()).await.is_ok() {
+            return 0;
         }
-        let mut acks = Vec::with_capacity(jobs.len());
-        let mut batch = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            if let Some(record) = job.record {
-                let sealed = chain.seal(record);
-                batch.push(StoredAudit::of(&sealed));
-            }
-            acks.extend(job.ack);
-        }
-        if let Some(last) = batch.last() {
-            append(store.as_ref(), &batch).await;
-            // The witness signs heads off this path; publishing never waits.
-            head.send_replace(Some(Head {
-                seq: last.seq,
-                hash: last.hash.clone(),
-            }));
-        }
-        metrics::counter!("moat_audit_records_total").increment(batch.len() as u64);
-        for ack in acks {
-            let _ = ack.send(());
-        }
-    }
-}
-
-/// Appends until it works: a batch is never dropped (its records are sealed into the chain).
-async fn append(store: &dyn AuditStore, batch: &[StoredAudit]) {
-    let mut wait = Duration::from_millis(50);
-    loop {
-        match store.append_audit(batch).await {
-            Ok(()) => return,
-            Err(e) => {
-                metrics::counter!("moat_audit_write_errors_total").increment(1);
-                tracing::error!(error = %e, records = batch.len(), "audit append failed; retrying");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-        }
+        let lost = self.health.pending();
+        metrics::counter!("moat_audit_lost_total").increment(lost as u64);
+        tracing::error!(
+            records_lost = lost,
+            grace_ms = limit.as_millis() as u64,
+            reason = self.unavailable().unwrap_or_default(),
+            "audit flush did not finish within the shutdown grace: these records are lost"
+        );
+        lost
     }
 }

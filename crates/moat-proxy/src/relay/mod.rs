@@ -345,6 +345,8 @@ enum Failure {
     Upstream,
     /// A budget cannot pay for more output.
     Budget,
+    /// The audit log did not commit the answer's record in time (`sync` durability).
+    Audit,
 }
 
 /// The client's side of a stream: which terminator and error event it expects.
@@ -498,8 +500,15 @@ impl Relay {
             c.finish_into(&mut self.record.audit_input);
         }
         self.record.finish(200, usage, self.error);
-        if let Some(ack) = self.record.audit_ack.take() {
-            let _ = ack.await;
+        if let (Some(ack), Some(log)) = (self.record.audit_ack.take(), self.record.audit.clone()) {
+            if let Err(e) = log.committed(ack).await {
+                // The answer's last frames (its terminator) were held for the commit: the
+                // client gets the protocol's error event instead, never a clean end.
+                tracing::error!(request_id = %self.record.request_id, error = %e, "stream ended without its terminator: its audit record was not committed");
+                self.out.clear();
+                let event = self.error_event(Failure::Audit, &e.to_string());
+                self.out.push_back(event);
+            }
         }
     }
 
@@ -719,6 +728,7 @@ impl Relay {
         let (openai_type, openai_code, anthropic_type) = match failure {
             Failure::Upstream => ("server_error", "upstream_error", "api_error"),
             Failure::Budget => ("insufficient_quota", "insufficient_quota", "billing_error"),
+            Failure::Audit => ("server_error", "audit_unavailable", "api_error"),
         };
         match self.client {
             Client::OpenAiChat => {

@@ -371,3 +371,43 @@ enum Stores {
 pub fn audit_keys() -> moat_audit::AuditKeys {
     moat_audit::AuditKeys::from_seed([7; 32])
 }
+
+impl Harness {
+    /// A gateway whose keys live in a fresh `MemoryStore` and whose audit log is written to
+    /// `audit` (a fault-injecting wrapper, say).
+    pub async fn start_with_audit_store(
+        edit: impl FnOnce(&mut Config),
+        audit: Arc<dyn moat_store::AuditStore>,
+    ) -> Harness {
+        let sim = SimUpstream::start_with(SimOptions {
+            api_key: Some(UPSTREAM_KEY.into()),
+            ..SimOptions::default()
+        })
+        .await
+        .unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let mut config = config(&sim, closed_port());
+        edit(&mut config);
+        let state = AppState::with_clock(config, store.clone(), Arc::new(SystemClock))
+            .unwrap()
+            .with_audit_store(audit)
+            .await
+            .unwrap();
+        let gateway = Gateway::start(state, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let mut h = Harness {
+            sim,
+            gateway,
+            store,
+            key: String::new(),
+            http,
+        };
+        h.key = h.create_key(KeyScope::default()).await;
+        h
+    }
+}

@@ -127,7 +127,7 @@ impl AuditStore for SqliteStore {
 
 /// Runs `f` with `synchronous = FULL` if `fsync`, restoring the store's `NORMAL` afterwards
 /// (also when `f` fails). The pragma is set outside any transaction, where SQLite honours it.
-fn durably<T>(
+pub(super) fn durably<T>(
     conn: &mut Connection,
     fsync: bool,
     f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,

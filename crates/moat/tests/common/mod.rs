@@ -143,3 +143,33 @@ pub async fn terminate(mut serve: Serve) {
         "moat serve exited with {status} on SIGTERM"
     );
 }
+
+/// Sends SIGTERM and waits at most `limit` for the process to exit: its exit status (`None` if
+/// it was still running, then killed) and the last lines of its log.
+pub async fn terminate_within(
+    mut serve: Serve,
+    limit: Duration,
+) -> (Option<std::process::ExitStatus>, String) {
+    let mut child = serve.child.take().unwrap();
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // The log thread reads what the process wrote last once its pipe closes.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    (status, serve.log_tail())
+}
