@@ -14,6 +14,7 @@
 mod body;
 pub mod chain;
 pub mod checkpoint;
+pub mod clip;
 pub mod export;
 mod hex;
 pub mod record;
@@ -23,6 +24,7 @@ pub mod verify;
 pub use body::Body;
 pub use chain::{Chain, GENESIS};
 pub use checkpoint::Checkpoint;
+pub use clip::{clip, clip_owned, MAX_CLIENT_STRING};
 pub use export::Export;
 pub use record::{
     AuditRecord, Circuit, Decision, Incident, ReadInfo, RecordKind, Route, SeqRange, Timings, Usage,

@@ -16,6 +16,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderValue, Request};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use moat_audit::{clip, MAX_CLIENT_STRING};
 use moat_core::Protocol;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -81,16 +82,19 @@ pub async fn handle(
             .headers()
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+            .map(|ua| clip(ua, MAX_CLIENT_STRING).into_owned());
     }
     let mut response = match run(&state, endpoint, peer, request, &mut record).await {
         // A streamed response carries the record and finishes it when the stream ends.
         Ok(response) => response,
         Err(error) => {
+            // The message may quote what the client sent (a model name): bounded on the line.
+            let message = error.to_string();
+            let message = clip(&message, MAX_CLIENT_STRING);
             if error.fault() == crate::error::Fault::Client {
-                tracing::debug!(request_id = %request_id, error = %error, "request refused");
+                tracing::debug!(request_id = %request_id, error = %message, "request refused");
             } else {
-                tracing::warn!(request_id = %request_id, error = %error, "request failed");
+                tracing::warn!(request_id = %request_id, error = %message, "request failed");
             }
             let outcome = match error.fault() {
                 crate::error::Fault::Client => "deny",
@@ -150,7 +154,8 @@ async fn run(
         record.audit_input.request_body = Some(bytes.clone());
     }
     let peek = crate::body::peek(&bytes)?;
-    record.model = Some(peek.model.clone());
+    // Routing uses the name as sent; the record and the log line keep a bounded copy.
+    record.model = Some(clip(&peek.model, MAX_CLIENT_STRING).into_owned());
     record.model_configured = state.routes.contains(&peek.model);
     if peek.stream && !endpoint.streams() {
         let message = format!("{} does not support streaming", endpoint.operation());

@@ -136,11 +136,13 @@ impl RequestRecord {
     }
 
     /// Notes a stage's decision for the audit record.
+    /// A reason may quote what the client sent (a model name, a workflow): it is kept to
+    /// `moat_audit::MAX_CLIENT_STRING` bytes and marked when cut.
     pub fn decide(&mut self, stage: &'static str, outcome: &'static str, reason: Option<String>) {
         self.decisions.push(Decision {
             stage,
             outcome,
-            reason,
+            reason: reason.map(moat_audit::clip_owned),
         });
     }
 
