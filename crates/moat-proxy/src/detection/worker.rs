@@ -184,6 +184,8 @@ impl Worker {
                     );
                 }
                 self.end_users_dirty = true;
+                metrics::gauge!("moat_detect_board_end_users")
+                    .set(self.board.end_user_entries() as f64);
             } else if self.detector.end_user_flagged(&e.account, user) {
                 self.end_users_dirty = true;
             }
