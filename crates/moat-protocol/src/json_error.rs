@@ -106,8 +106,8 @@ mod tests {
             format!(r#"{{"list": "{secret}"}}"#),
             format!(r#"{{"role": "{secret}"}}"#),
             format!(r#"{{"{secret}": 1}}"#),
-            format!(r#"{{"n": 4111111111111111111111}}"#),
-            format!(r#"{{"n": -4111111111}}"#),
+            r#"{"n": 4111111111111111111111}"#.to_string(),
+            r#"{"n": -4111111111}"#.to_string(),
             format!(r#"{{"n": "{secret}"#),
             format!(r#"{{"n": 1}} "{secret}""#),
         ];
