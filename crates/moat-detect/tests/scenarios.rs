@@ -404,7 +404,11 @@ fn churned_end_user_ids_are_bounded_and_a_flagged_prober_survives_the_churn() {
     assert!(sim.detector.end_user_flagged("acct_agency", &long_prober));
     for i in 0..5_000 {
         let user = format!("churn-{i}-{}", "x".repeat(i % 300));
-        send(&mut sim, &user, &format!("Can I move my booking {i} to next week?"));
+        send(
+            &mut sim,
+            &user,
+            &format!("Can I move my booking {i} to next week?"),
+        );
     }
     assert_eq!(sim.detector.end_users(), 10, "the account keeps its share");
     assert!(sim.detector.end_users_evicted() >= 4_990);
