@@ -17,6 +17,7 @@
 mod body;
 pub mod chain;
 pub mod checkpoint;
+pub mod clip;
 pub mod export;
 mod hex;
 pub mod keys;
@@ -27,6 +28,7 @@ pub mod verify;
 pub use body::Body;
 pub use chain::{Chain, GENESIS};
 pub use checkpoint::{Checkpoint, SignedHead};
+pub use clip::{clip, clip_owned, MAX_CLIENT_STRING};
 pub use export::Export;
 pub use keys::{parse_public_key, AuditKeys, KeyError, VerifyingKey};
 pub use record::{

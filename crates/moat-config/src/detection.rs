@@ -58,6 +58,30 @@ pub(crate) fn detection(
         ) {
             out.queue = n as usize;
         }
+        let max = DetectionConfig::MAX_END_USERS as u64;
+        let total = integer(
+            ctx,
+            raw.max_end_users.as_ref(),
+            &e.field("max_end_users"),
+            1,
+            max,
+        );
+        if let Some(n) = total {
+            out.max_end_users = n as usize;
+        }
+        let field = e.field("max_end_users_per_account");
+        let per_account = raw.max_end_users_per_account.as_ref();
+        if let Some(n) = integer(ctx, per_account, &field, 1, max) {
+            out.max_end_users_per_account = n as usize;
+        }
+        if out.max_end_users_per_account > out.max_end_users {
+            let span = per_account.or(raw.max_end_users.as_ref()).map(|v| v.span());
+            let message = format!(
+                "max_end_users_per_account ({}) is above max_end_users ({}): an account cannot keep more end users than the detector does",
+                out.max_end_users_per_account, out.max_end_users
+            );
+            ctx.errors.push(span, field, message);
+        }
     }
     if let Some(e) = actions {
         out.actions = actions_of(ctx, e);

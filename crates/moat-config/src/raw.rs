@@ -121,6 +121,8 @@ pub(crate) struct RawDetection {
     pub mode: Option<Spanned<String>>,
     pub allowlist: Option<Vec<Spanned<String>>>,
     pub queue: Option<Any>,
+    pub max_end_users: Option<Any>,
+    pub max_end_users_per_account: Option<Any>,
     #[expect(
         dead_code,
         reason = "accepted here, read by the document reader as its own table"

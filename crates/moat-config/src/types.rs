@@ -439,6 +439,13 @@ pub struct DetectionConfig {
     /// Events the detector may have waiting; past this the request path drops them (counted).
     /// Default 65536.
     pub queue: usize,
+    /// End users (ids chosen by clients) the detector and the board keep in total; past it the
+    /// least recently seen unflagged end user of the account holding the most is evicted.
+    /// Default 100,000.
+    pub max_end_users: usize,
+    /// End users kept per account; past it the account's least recently seen unflagged end
+    /// user is evicted. Default 20,000; at most `max_end_users`.
+    pub max_end_users_per_account: usize,
     /// Score thresholds of each action and the actions' settings.
     pub actions: ActionsConfig,
     /// `[detection.model]`: the detector's own settings, passed through as written.
@@ -450,6 +457,12 @@ impl DetectionConfig {
     pub const DEFAULT_QUEUE: usize = 65_536;
     /// The largest event queue bound accepted.
     pub const MAX_QUEUE: usize = 1 << 24;
+    /// The default bound on end users kept in total.
+    pub const DEFAULT_MAX_END_USERS: usize = 100_000;
+    /// The default bound on end users kept per account.
+    pub const DEFAULT_MAX_END_USERS_PER_ACCOUNT: usize = 20_000;
+    /// The largest bound on end users accepted (about 26 GB of end-user state at worst).
+    pub const MAX_END_USERS: usize = 10_000_000;
 }
 
 impl Default for DetectionConfig {
@@ -458,6 +471,8 @@ impl Default for DetectionConfig {
             mode: DetectionMode::default(),
             allowlist: Vec::new(),
             queue: Self::DEFAULT_QUEUE,
+            max_end_users: Self::DEFAULT_MAX_END_USERS,
+            max_end_users_per_account: Self::DEFAULT_MAX_END_USERS_PER_ACCOUNT,
             actions: ActionsConfig::default(),
             model: DetectorModel::default(),
         }

@@ -156,7 +156,7 @@ token = "${SHORT}"
             "line 7: detection.allowlist[1]: duplicate account \"a\" in the allowlist",
             "line 7: detection.allowlist[2]: must not be empty",
             "line 8: detection.queue: must be between 1 and 16777216",
-            "line 9: detection.window: unknown field `window`, expected one of `mode`, `allowlist`, `queue`, `actions`, `model`",
+            "line 9: detection.window: unknown field `window`, expected one of `mode`, `allowlist`, `queue`, `max_end_users`, `max_end_users_per_account`, `actions`, `model`",
             "line 11: detection.actions.throttle_at: 0 is out of range: expected a score above 0 and at most 1 (0.5 is the detector's threshold; 1 never triggers)",
             "line 12: detection.actions.degrade_at: expected a score above 0 and at most 1 (0.5 is the detector's threshold; 1 never triggers), found a value of type string",
             "line 13: detection.actions.block_at: block_at (0.55) is below degrade_at (0.6): each action must start at or above the one before it (throttle, degrade, block)",
@@ -186,5 +186,34 @@ fn a_token_with_line_breaks_is_refused_without_being_echoed() {
     assert_eq!(
         errs,
         ["line 4: admin.token: must not contain spaces, line breaks or other control characters"]
+    );
+}
+
+#[test]
+fn end_user_bounds_are_read_defaulted_and_checked() {
+    let c = ok("", &MapEnv::default());
+    assert_eq!(c.detection.max_end_users, 100_000);
+    assert_eq!(c.detection.max_end_users_per_account, 20_000);
+    let c = ok(
+        "[detection]\nmax_end_users = 5000\nmax_end_users_per_account = 500\n",
+        &MapEnv::default(),
+    );
+    assert_eq!(
+        (
+            c.detection.max_end_users,
+            c.detection.max_end_users_per_account
+        ),
+        (5000, 500)
+    );
+    assert_eq!(
+        errors("[detection]\nmax_end_users = 0\nmax_end_users_per_account = \"many\"\n"),
+        [
+            "line 4: detection.max_end_users: must be between 1 and 10000000",
+            "line 5: detection.max_end_users_per_account: expected an integer between 1 and 10000000, found a value of type string",
+        ]
+    );
+    assert_eq!(
+        errors("[detection]\nmax_end_users = 1000\n"),
+        ["line 4: detection.max_end_users_per_account: max_end_users_per_account (20000) is above max_end_users (1000): an account cannot keep more end users than the detector does"]
     );
 }

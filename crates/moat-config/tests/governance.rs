@@ -293,3 +293,14 @@ witness = { file = "/mnt/witness/heads.jsonl", url = "https://notary.example/moa
         ]
     );
 }
+
+#[test]
+fn the_per_key_body_budget_is_read_defaulted_and_checked() {
+    assert_eq!(ok("").governance.key_body_bytes_in_flight, 128 << 20);
+    let c = ok("[governance]\nkey_body_bytes_in_flight = 1048576\n");
+    assert_eq!(c.governance.key_body_bytes_in_flight, 1 << 20);
+    assert_eq!(
+        errors("[governance]\nkey_body_bytes_in_flight = 0\n"),
+        ["line 23: governance.key_body_bytes_in_flight: must be between 1 and 1099511627776"]
+    );
+}

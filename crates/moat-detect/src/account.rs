@@ -12,6 +12,8 @@ const MAX_NETS: usize = 32;
 const MAX_AFFIXES: usize = 12;
 /// Request ids kept as evidence.
 pub const MAX_EVIDENCE: usize = 6;
+/// Length of the gateway's request ids (`req_` and 24 hex digits), kept as evidence.
+const REQUEST_ID_LEN: usize = 28;
 
 /// A counted item in a bounded top-k (Space-Saving, Metwally et al. 2005).
 #[derive(Debug, Clone, Copy, Default)]
@@ -209,6 +211,31 @@ impl Track {
     /// Counts an affix template; returns its count.
     pub fn add_affix(&mut self, fp: Fingerprint) -> u32 {
         self.affixes.add(fp, MAX_AFFIXES)
+    }
+
+    /// Bytes this track holds on the heap now (its lists' capacities and evidence ids).
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.recent.capacity() * size_of::<u64>()
+            + self.systems.capacity() * size_of::<(Fingerprint, u32)>()
+            + self.nets.capacity() * size_of::<u64>()
+            + self.affixes.items.capacity() * size_of::<Counted>()
+            + self.evidence.capacity() * size_of::<Box<str>>()
+            + self.evidence.iter().map(|e| e.len()).sum::<usize>()
+    }
+
+    /// The most a track holds on the heap: every bounded list at its cap (a `Vec` grows to the
+    /// next power of two, at least 4) and evidence ids (up to `MAX_EVIDENCE` plus the flagging
+    /// request) of the gateway's 28-byte form.
+    pub fn max_heap_bytes() -> usize {
+        use std::mem::size_of;
+        let cap = |n: usize| n.next_power_of_two().max(4);
+        cap(RECENT) * size_of::<u64>()
+            + cap(MAX_SYSTEMS) * size_of::<(Fingerprint, u32)>()
+            + cap(MAX_NETS) * size_of::<u64>()
+            + cap(MAX_AFFIXES) * size_of::<Counted>()
+            + cap(MAX_EVIDENCE + 1) * size_of::<Box<str>>()
+            + (MAX_EVIDENCE + 1) * REQUEST_ID_LEN
     }
 
     /// Keeps `request_id` as evidence while there is room.

@@ -1,11 +1,11 @@
 //! The detector: folds events into account, end-user and cross-account state and keeps verdicts.
 
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::account::Track;
 use crate::config::DetectorConfig;
+use crate::end_users::{end_user_id, Capacity, EndUsers};
 use crate::features::RequestFeatures;
 use crate::links::{Clusters, SharedIndex, Signups};
 use crate::reason::{Reason, REASONS};
@@ -69,7 +69,7 @@ pub struct Detector {
     config: DetectorConfig,
     index: HashMap<Box<str>, u32>,
     accounts: Vec<Account>,
-    end_users: HashMap<(u32, Box<str>), Track>,
+    end_users: EndUsers,
     templates: SharedIndex,
     nets: SharedIndex,
     signups: Signups,
@@ -93,11 +93,16 @@ impl Scored {
 impl Detector {
     /// A detector with `config`.
     pub fn new(config: DetectorConfig) -> Self {
+        Detector::with_capacity(config, Capacity::DEFAULT)
+    }
+
+    /// A detector with `config` keeping at most `capacity` end users (see [`Capacity`]).
+    pub fn with_capacity(config: DetectorConfig, capacity: Capacity) -> Self {
         Detector {
             config,
             index: HashMap::new(),
             accounts: Vec::new(),
-            end_users: HashMap::new(),
+            end_users: EndUsers::new(capacity),
             templates: SharedIndex::new(SHARED_CAP),
             nets: SharedIndex::new(SHARED_CAP),
             signups: Signups::default(),
@@ -118,6 +123,11 @@ impl Detector {
     /// End users tracked.
     pub fn end_users(&self) -> usize {
         self.end_users.len()
+    }
+
+    /// End users evicted so far to stay within the capacity.
+    pub fn end_users_evicted(&self) -> u64 {
+        self.end_users.evicted()
     }
 
     /// Folds one event into the state.
@@ -151,13 +161,8 @@ impl Detector {
 
         // End-user level, on keys that name their end users.
         if let Some(user) = ev.end_user {
-            let track = match self.end_users.entry((idx, user.into())) {
-                Entry::Occupied(o) => o.into_mut(),
-                Entry::Vacant(v) => {
-                    self.accounts[idx as usize].end_users += 1;
-                    v.insert(Track::default())
-                }
-            };
+            let user = end_user_id(user);
+            let (track, new) = self.end_users.touch(idx, &user);
             let scored = end_user_evidence(track, ev, &self.config.weights);
             let threshold = self.config.end_user_threshold;
             let was = track.first_flag.is_some();
@@ -188,6 +193,12 @@ impl Detector {
                     out.account_flagged_now = true;
                     self.on_flag(idx);
                 }
+            }
+            if new {
+                self.accounts[idx as usize].end_users += 1;
+            }
+            if out.end_user_flagged_now {
+                self.end_users.mark_flagged(idx, &user);
             }
         }
         out
@@ -320,17 +331,28 @@ impl Detector {
     /// The score of one end user behind an account's key, if seen.
     pub fn end_user_score(&self, account: &str, end_user: &str) -> Option<f64> {
         let idx = *self.index.get(account)?;
-        let t = self.end_users.get(&(idx, Box::<str>::from(end_user)))?;
+        let t = self.end_users.get(idx, &end_user_id(end_user))?;
         Some(score_of(t.peak, self.config.end_user_threshold))
+    }
+
+    /// Whether one end user behind an account's key is kept and flagged.
+    pub fn end_user_flagged(&self, account: &str, end_user: &str) -> bool {
+        let Some(&idx) = self.index.get(account) else {
+            return false;
+        };
+        self.end_users
+            .get(idx, &end_user_id(end_user))
+            .is_some_and(|t| t.first_flag.is_some())
     }
 
     /// The verdict on one end user behind an account's key, if seen.
     pub fn end_user_verdict(&self, account: &str, end_user: &str) -> Option<Verdict> {
         let idx = *self.index.get(account)?;
-        let t = self.end_users.get(&(idx, Box::<str>::from(end_user)))?;
+        let user = end_user_id(end_user);
+        let t = self.end_users.get(idx, &user)?;
         Some(build(
             account.to_string(),
-            Some(end_user.to_string()),
+            Some(user.into_owned()),
             t,
             self.config.end_user_threshold,
             None,
@@ -352,11 +374,22 @@ impl Detector {
 
     /// Verdicts on every end user seen behind a key.
     pub fn end_user_verdicts(&self) -> Vec<Verdict> {
-        let mut out: Vec<Verdict> = self
-            .end_users
-            .iter()
-            .map(|((idx, user), t)| {
-                let account = self.accounts[*idx as usize].id.to_string();
+        self.end_user_verdicts_of(self.end_users.iter())
+    }
+
+    /// Verdicts on the flagged end users only: cheap beside [`Detector::end_user_verdicts`]
+    /// when many end users are kept.
+    pub fn flagged_end_user_verdicts(&self) -> Vec<Verdict> {
+        self.end_user_verdicts_of(self.end_users.flagged())
+    }
+
+    fn end_user_verdicts_of<'a>(
+        &'a self,
+        users: impl Iterator<Item = (u32, &'a str, &'a Track)>,
+    ) -> Vec<Verdict> {
+        let mut out: Vec<Verdict> = users
+            .map(|(idx, user, t)| {
+                let account = self.accounts[idx as usize].id.to_string();
                 build(
                     account,
                     Some(user.to_string()),

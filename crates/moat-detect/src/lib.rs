@@ -11,6 +11,7 @@
 pub mod account;
 mod config;
 mod detector;
+pub mod end_users;
 pub mod features;
 pub mod lexicon;
 pub mod links;
@@ -21,6 +22,7 @@ mod verdict;
 
 pub use config::{DetectorConfig, Weights};
 pub use detector::{network, Detector, Event, Observed};
+pub use end_users::{end_user_id, Capacity};
 pub use features::{Category, Extractor, RequestFeatures};
 pub use reason::Reason;
 pub use verdict::{Counts, Evidence, Verdict};

@@ -110,8 +110,8 @@ impl Record {
             account: l.account.into_owned(),
             end_user: l
                 .end_user
-                .map(Cow::into_owned)
-                .or_else(|| view.end_user.map(|u| u.into_owned())),
+                .or(view.end_user)
+                .map(|u| crate::end_users::end_user_id(&u).into_owned()),
             account_created_ms: l.account_created.as_deref().and_then(parse_rfc3339_ms),
             ip: l.ip.as_deref().and_then(|s| s.parse().ok()),
             input_tokens: usage.input_tokens,

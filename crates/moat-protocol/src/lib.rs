@@ -6,6 +6,7 @@
 //! fields moat does not know survive wherever both sides speak the same protocol.
 
 pub mod errors;
+pub mod json_error;
 pub mod sse;
 pub mod translate;
 pub mod usage;

@@ -104,7 +104,7 @@ pub enum ViewError {
     #[error("request body must be a JSON object")]
     NotAnObject,
     /// The body is not valid JSON, or a parameter has the wrong type.
-    #[error("request body cannot be read: {0}")]
+    #[error("request body cannot be read: {}", crate::json_error::describe(.0))]
     Json(#[from] serde_json::Error),
 }
 

@@ -76,7 +76,10 @@ pub(crate) fn check(
     Ok(Some(Inspected {
         api,
         features: extractor.map(|x| x.extract(&view)),
-        end_user: view.end_user.map(|u| u.into_owned()),
+        // Bounded before anything keeps it: the record, the board and the detector.
+        end_user: view
+            .end_user
+            .map(|u| moat_detect::end_user_id(&u).into_owned()),
         params: view.params,
     }))
 }

@@ -54,7 +54,13 @@ impl Exchange {
         let parsed = match self.parsed.take() {
             Some(v) => v,
             None => serde_json::from_slice(&self.raw).map_err(|e| {
-                GatewayError::invalid(format!("request body is not valid JSON: {e}"), None)
+                GatewayError::invalid(
+                    format!(
+                        "request body is not valid JSON: {}",
+                        moat_protocol::json_error::describe(&e)
+                    ),
+                    None,
+                )
             })?,
         };
         Ok(self.parsed.insert(parsed))

@@ -8,6 +8,7 @@ use crate::auth::presented_key;
 use crate::detection::NewEvent;
 use crate::error::GatewayError;
 use crate::forward::{forward, Exchange};
+use crate::governance::BodyHold;
 use crate::governance::Principal;
 use crate::state::AppState;
 use crate::telemetry::RequestRecord;
@@ -15,8 +16,10 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderValue, Request};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
+use moat_audit::{clip, MAX_CLIENT_STRING};
 use moat_core::Protocol;
+use moat_policy::limits::{LimitKind, RateStatus, Refusal, Scope, CONCURRENCY_RETRY_MS};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -99,7 +102,7 @@ pub async fn handle(
             .headers()
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+            .map(|ua| clip(ua, MAX_CLIENT_STRING).into_owned());
     }
     let mut response = match run(&state, endpoint, peer, request, &mut record).await {
         // A streamed response carries the record and finishes it when the stream ends.
@@ -111,10 +114,13 @@ pub async fn handle(
                 // flood the log (the first `auth_failures_per_minute` a minute do).
                 record.audit = None;
             }
+            // The message may quote what the client sent (a model name): bounded on the line.
+            let message = error.to_string();
+            let message = clip(&message, MAX_CLIENT_STRING);
             if error.fault() == crate::error::Fault::Client {
-                tracing::debug!(request_id = %request_id, error = %error, "request refused");
+                tracing::debug!(request_id = %request_id, error = %message, "request refused");
             } else {
-                tracing::warn!(request_id = %request_id, error = %error, "request failed");
+                tracing::warn!(request_id = %request_id, error = %message, "request failed");
             }
             let outcome = match error.fault() {
                 crate::error::Fault::Client => "deny",
@@ -167,18 +173,39 @@ async fn run(
         record.audit_input.policy = Some(log.config().bodies.for_sensitivity(sensitivity));
     }
 
-    // 2. Read and parse, within the size and time limits.
+    // 2. Admit before reading: the requests per minute and concurrency of the key, its workflow
+    // and its account (tokens per minute and budgets need the body: stage 8), then the key's
+    // budget of body bytes in flight as the body arrives. A refused request is answered
+    // without reading its body.
+    let governance = &state.governance;
+    let workflow = registered.as_deref();
+    let tier = state.guard.tiers.of(&key.account);
+    let who = Principal {
+        key: &key,
+        tier: &tier.name,
+        workflow,
+    };
+    let entry = governance.admit_entry(&who)?;
+    let mut hold = governance.bodies().hold(&key.id);
+
+    // Read and parse, within the size and time limits.
     let bytes = read_body(
         body,
+        &parts.headers,
         state.config.server.max_body_bytes,
         state.config.server.read_timeout,
+        &mut hold,
+        state.clock.now_ms(),
     )
     .await?;
+    // Held until the record is dropped: the body stays in memory (upstream, audit) until then.
+    record.body_hold = Some(hold);
     if record.audit.is_some() {
         record.audit_input.request_body = Some(bytes.clone());
     }
     let peek = crate::body::peek(&bytes)?;
-    record.model = Some(peek.model.clone());
+    // Routing uses the name as sent; the record and the log line keep a bounded copy.
+    record.model = Some(clip(&peek.model, MAX_CLIENT_STRING).into_owned());
     record.model_configured = state.routes.contains(&peek.model);
     if peek.stream && !endpoint.streams() {
         let message = format!("{} does not support streaming", endpoint.operation());
@@ -218,16 +245,7 @@ async fn run(
     };
 
     // 6. Policy: the workflow inventory and the routing rules.
-    let governance = &state.governance;
-    let workflow = registered.as_deref();
-
     record.workflow = workflow.map(|w| w.name.clone());
-    let tier = state.guard.tiers.of(&key.account);
-    let who = Principal {
-        key: &key,
-        tier: &tier.name,
-        workflow,
-    };
     let headers = &parts.headers;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let decision = governance.policy(&who, &peek.model, &header)?;
@@ -285,7 +303,7 @@ async fn run(
     // the reservation covers every target the request may reach, context fallbacks included.
     let context_plan = state.routes.context_plan(model, decision.only_tags);
     let reachable = [plan.as_slice(), context_plan.as_deref().unwrap_or_default()];
-    record.settlement = Some(governance.admit(&who, &peek, bytes.len(), &reachable)?);
+    record.settlement = Some(governance.admit(&who, &peek, bytes.len(), &reachable, entry)?);
     let rate_status = record.settlement.as_ref().and_then(|s| s.rate_status());
 
     // 10. Record, for the detector: the event leaves with the usage when the record finishes.
@@ -328,19 +346,61 @@ async fn run(
     Ok(response)
 }
 
-/// Reads the whole body, refusing it past `limit` bytes or `timeout`.
+/// Reads the whole body, refusing it past `limit` bytes (413: at once when its
+/// `Content-Length` says so), past `timeout`, or when the key's budget of body bytes in flight
+/// cannot cover it (429: its `Content-Length` reserved before a byte is read, a chunked body
+/// frame by frame).
 async fn read_body(
-    body: Body,
+    mut body: Body,
+    headers: &http::HeaderMap,
     limit: usize,
     timeout: std::time::Duration,
+    hold: &mut BodyHold,
+    now_ms: i64,
 ) -> Result<Bytes, GatewayError> {
-    let limited = Limited::new(body, limit);
-    match tokio::time::timeout(timeout, limited.collect()).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(GatewayError::BodyTooLarge { limit })
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(GatewayError::BodyTooLarge { limit });
+    }
+    let over_budget = |hold: &BodyHold| GatewayError::RateLimited {
+        refusal: Refusal {
+            scope: Scope::Key,
+            id: Arc::from(hold.key()),
+            kind: LimitKind::BodyBytes,
+            limit: hold.limit(),
+            retry_after_ms: CONCURRENCY_RETRY_MS,
+            status: RateStatus::default(),
+        },
+        at_ms: now_ms,
+    };
+    if let Some(n) = declared {
+        if !hold.cover(n) {
+            return Err(over_budget(hold));
         }
-        Ok(Err(e)) => Err(GatewayError::BodyRead(e.to_string())),
+    }
+    let read = async {
+        let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| GatewayError::BodyRead(e.to_string()))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            let total = buf.len() + data.len();
+            if total > limit {
+                return Err(GatewayError::BodyTooLarge { limit });
+            }
+            if !hold.cover(total as u64) {
+                return Err(over_budget(hold));
+            }
+            buf.extend_from_slice(&data);
+        }
+        Ok(buf.freeze())
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(result) => result,
         Err(_) => Err(GatewayError::BodyRead(format!(
             "body not received within {} s",
             timeout.as_secs()

@@ -90,6 +90,9 @@ pub struct RequestRecord {
     pub workflow: Option<String>,
     /// The request's limits and budget reservations, settled when the record finishes.
     pub(crate) settlement: Option<crate::governance::Settlement>,
+    /// The request body's bytes against its key's budget of bytes in flight, given back when
+    /// the record is dropped (the body is kept until then).
+    pub(crate) body_hold: Option<crate::governance::BodyHold>,
     /// What the request cost, as settled, in micro-units.
     pub cost: moat_core::Money,
     /// What each stage decided, in order (refusals included).
@@ -125,6 +128,7 @@ impl RequestRecord {
             detect: None,
             workflow: None,
             settlement: None,
+            body_hold: None,
             cost: moat_core::Money::ZERO,
             watch: None,
             decisions: Vec::new(),
@@ -136,11 +140,13 @@ impl RequestRecord {
     }
 
     /// Notes a stage's decision for the audit record.
+    /// A reason may quote what the client sent (a model name, a workflow): it is kept to
+    /// `moat_audit::MAX_CLIENT_STRING` bytes and marked when cut.
     pub fn decide(&mut self, stage: &'static str, outcome: &'static str, reason: Option<String>) {
         self.decisions.push(Decision {
             stage,
             outcome,
-            reason,
+            reason: reason.map(moat_audit::clip_owned),
         });
     }
 

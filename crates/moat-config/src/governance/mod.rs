@@ -161,6 +161,15 @@ pub(crate) fn governance(
     ) {
         out.default_output_tokens = n;
     }
+    if let Some(n) = integer(
+        ctx,
+        raw.key_body_bytes_in_flight.as_ref(),
+        &e.field("key_body_bytes_in_flight"),
+        1,
+        1 << 40,
+    ) {
+        out.key_body_bytes_in_flight = n;
+    }
     out
 }
 

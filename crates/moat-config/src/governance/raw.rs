@@ -70,6 +70,7 @@ pub(crate) struct RawGovernance {
     pub account_limits: Option<RawLimits>,
     pub account_budget: Option<RawBudget>,
     pub default_output_tokens: Option<Any>,
+    pub key_body_bytes_in_flight: Option<Any>,
 }
 
 /// One `[[prices]]` table. Prices stay untyped: `2.5` and `"2.50"` both read.

@@ -238,11 +238,17 @@ pub struct GovernanceConfig {
     /// Output tokens reserved for a request that sets no output cap (for the token limit and
     /// the budget, until the provider reports the real count); default 4096.
     pub default_output_tokens: u64,
+    /// Request body bytes one key's requests may hold at once while their bodies are read and
+    /// served; past it a request is refused (429) before more of its body is read. A key with
+    /// nothing in flight may always send one body up to `server.max_body_bytes`. Default 128 MiB.
+    pub key_body_bytes_in_flight: u64,
 }
 
 impl GovernanceConfig {
     /// The default output reservation.
     pub const DEFAULT_OUTPUT_TOKENS: u64 = 4096;
+    /// The default per-key budget of body bytes in flight (128 MiB: four full default bodies).
+    pub const DEFAULT_KEY_BODY_BYTES_IN_FLIGHT: u64 = 128 << 20;
 }
 
 impl Default for GovernanceConfig {
@@ -255,6 +261,7 @@ impl Default for GovernanceConfig {
             account_limits: Limits::default(),
             account_budget: Budget::default(),
             default_output_tokens: Self::DEFAULT_OUTPUT_TOKENS,
+            key_body_bytes_in_flight: Self::DEFAULT_KEY_BODY_BYTES_IN_FLIGHT,
         }
     }
 }

@@ -82,6 +82,8 @@ pub enum LimitKind {
     Tokens,
     /// Requests in flight.
     Concurrency,
+    /// Request body bytes in flight (a key's bodies being read or held).
+    BodyBytes,
 }
 
 /// One bucket's state for response headers (`x-ratelimit-*`).
@@ -162,6 +164,28 @@ impl Limiter {
         checks: &[(Scope, &Arc<str>, &RateLimits)],
         estimated_tokens: u64,
     ) -> Result<Admission, Refusal> {
+        self.admit_part(now_ms, checks, estimated_tokens, Part::All)
+    }
+
+    /// The first half of [`Limiter::admit`], for a request whose body is not read yet: admits
+    /// it on requests per minute and concurrency only (all or nothing) and takes one request and
+    /// one concurrency slot of each principal. [`Admission::reserve_tokens`] does the tokens
+    /// part once the body's size is known. A request refused there, or later, stays counted.
+    pub fn admit_entry(
+        &self,
+        now_ms: i64,
+        checks: &[(Scope, &Arc<str>, &RateLimits)],
+    ) -> Result<Admission, Refusal> {
+        self.admit_part(now_ms, checks, 0, Part::Entry)
+    }
+
+    fn admit_part(
+        &self,
+        now_ms: i64,
+        checks: &[(Scope, &Arc<str>, &RateLimits)],
+        estimated_tokens: u64,
+        part: Part,
+    ) -> Result<Admission, Refusal> {
         let mut tables = self.state.lock();
         tables.maybe_sweep(now_ms);
 
@@ -173,7 +197,7 @@ impl Limiter {
             }
             let principal = tables.principal(scope, id);
             principal.sync(limits, now_ms);
-            if let Some(found) = principal.refusal(limits, estimated_tokens) {
+            if let Some(found) = principal.refusal(limits, estimated_tokens, part) {
                 if refusal.is_none_or(|worst| found.retry_after_ms > worst.retry_after_ms) {
                     refusal = Some(Refused { index, ..found });
                 }
@@ -197,7 +221,7 @@ impl Limiter {
                 continue;
             }
             if let Some(principal) = tables.get_mut(scope, id) {
-                let reserved_tokens = principal.commit(estimated_tokens);
+                let reserved_tokens = principal.commit(estimated_tokens, part);
                 held.push(Held {
                     scope,
                     id: Arc::clone(id),
@@ -233,6 +257,53 @@ impl Limiter {
 }
 
 impl Admission {
+    /// The second half of an admission begun with [`Limiter::admit_entry`]: reserves
+    /// `estimated_tokens` from the tokens bucket of each of `checks` (the same principals and
+    /// limits as then), or none of them. A refusal takes nothing; the request and its
+    /// concurrency slots stay held until this admission is dropped or settled.
+    pub fn reserve_tokens(
+        &mut self,
+        now_ms: i64,
+        checks: &[(Scope, &Arc<str>, &RateLimits)],
+        estimated_tokens: u64,
+    ) -> Result<(), Refusal> {
+        let mut tables = self.state.lock();
+        let mut refusal: Option<Refused> = None;
+        for (index, &(scope, id, limits)) in checks.iter().enumerate() {
+            if listed_before(checks, index) {
+                continue;
+            }
+            let principal = tables.principal(scope, id);
+            principal.sync(limits, now_ms);
+            if let Some(found) = principal.refusal(limits, estimated_tokens, Part::Tokens) {
+                if refusal.is_none_or(|worst| found.retry_after_ms > worst.retry_after_ms) {
+                    refusal = Some(Refused { index, ..found });
+                }
+            }
+        }
+        if let Some(refused) = refusal {
+            let (scope, id, _) = checks[refused.index];
+            return Err(Refusal {
+                scope,
+                id: Arc::clone(id),
+                kind: refused.kind,
+                limit: refused.limit,
+                retry_after_ms: refused.retry_after_ms.max(1),
+                status: tables.status(checks),
+            });
+        }
+        for entry in self.held.iter_mut() {
+            if entry.reserved_tokens.is_some() {
+                continue;
+            }
+            if let Some(principal) = tables.get_mut(entry.scope, &entry.id) {
+                entry.reserved_tokens = principal.commit(estimated_tokens, Part::Tokens);
+            }
+        }
+        self.status = tables.status(checks);
+        Ok(())
+    }
+
     /// The tightest principal's buckets right after this admission, for response headers.
     pub fn status(&self) -> RateStatus {
         self.status
@@ -294,6 +365,28 @@ struct Principal {
     tokens: Option<Bucket>,
     /// Admissions not yet settled or dropped, counted whether or not a concurrency limit applies.
     in_flight: u32,
+}
+
+/// Which limits an admission step checks and takes.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    /// Requests, concurrency and tokens at once.
+    All,
+    /// Requests and concurrency: before the body is read.
+    Entry,
+    /// Tokens: once the body's size is known.
+    Tokens,
+}
+
+impl Part {
+    /// (requests and concurrency, tokens).
+    fn covers(self) -> (bool, bool) {
+        match self {
+            Part::All => (true, true),
+            Part::Entry => (true, false),
+            Part::Tokens => (false, true),
+        }
+    }
 }
 
 /// A refusal found while checking, before it names its principal.
@@ -362,8 +455,9 @@ impl Principal {
         sync_bucket(&mut self.tokens, limits.tokens_per_minute, now_ms);
     }
 
-    /// The longest-waiting limit that refuses this request, if any.
-    fn refusal(&self, limits: &RateLimits, estimated_tokens: u64) -> Option<Refused> {
+    /// The longest-waiting limit of `part` that refuses this request, if any.
+    fn refusal(&self, limits: &RateLimits, estimated_tokens: u64, part: Part) -> Option<Refused> {
+        let (entry, tokens) = part.covers();
         let mut worst: Option<Refused> = None;
         let mut consider = |kind, limit, retry_after_ms| {
             if worst.is_none_or(|w| retry_after_ms > w.retry_after_ms) {
@@ -375,18 +469,18 @@ impl Principal {
                 });
             }
         };
-        if let Some(bucket) = &self.requests {
+        if let Some(bucket) = self.requests.as_ref().filter(|_| entry) {
             if !bucket.holds(1) {
                 consider(LimitKind::Requests, bucket.limit(), bucket.wait_ms(1));
             }
         }
-        if let Some(bucket) = &self.tokens {
+        if let Some(bucket) = self.tokens.as_ref().filter(|_| tokens) {
             let reserve = estimated_tokens.min(bucket.limit());
             if !bucket.holds(reserve) {
                 consider(LimitKind::Tokens, bucket.limit(), bucket.wait_ms(reserve));
             }
         }
-        if let Some(max) = limits.concurrency {
+        if let Some(max) = limits.concurrency.filter(|_| entry) {
             if self.in_flight >= max {
                 consider(LimitKind::Concurrency, u64::from(max), CONCURRENCY_RETRY_MS);
             }
@@ -394,12 +488,18 @@ impl Principal {
         worst
     }
 
-    /// Takes what `refusal` found available; returns the tokens reserved.
-    fn commit(&mut self, estimated_tokens: u64) -> Option<u64> {
-        if let Some(bucket) = &mut self.requests {
-            bucket.add(-1);
+    /// Takes what `refusal` found available for `part`; returns the tokens reserved.
+    fn commit(&mut self, estimated_tokens: u64, part: Part) -> Option<u64> {
+        let (entry, tokens) = part.covers();
+        if entry {
+            if let Some(bucket) = &mut self.requests {
+                bucket.add(-1);
+            }
+            self.in_flight = self.in_flight.saturating_add(1);
         }
-        self.in_flight = self.in_flight.saturating_add(1);
+        if !tokens {
+            return None;
+        }
         let bucket = self.tokens.as_mut()?;
         let reserve = estimated_tokens.min(bucket.limit());
         bucket.add(-i128::from(reserve));
@@ -456,5 +556,6 @@ fn describe_limit(kind: LimitKind, limit: u64) -> String {
         LimitKind::Requests => format!("{limit} requests per minute"),
         LimitKind::Tokens => format!("{limit} tokens per minute"),
         LimitKind::Concurrency => format!("{limit} concurrent requests"),
+        LimitKind::BodyBytes => format!("{limit} request body bytes in flight"),
     }
 }

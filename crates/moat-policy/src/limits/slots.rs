@@ -30,6 +30,14 @@ impl<T, const N: usize> Slots<T, N> {
         self.inline.iter().flatten().chain(self.spill.iter())
     }
 
+    /// The items, mutably, in the order they were pushed.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.inline
+            .iter_mut()
+            .flatten()
+            .chain(self.spill.iter_mut())
+    }
+
     /// Takes all items out, leaving the list empty.
     pub(crate) fn take(&mut self) -> Self {
         std::mem::replace(self, Slots::new())

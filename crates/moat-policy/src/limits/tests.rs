@@ -499,3 +499,49 @@ fn a_lowered_limit_caps_the_bucket_at_once() {
     // Raising it again grants nothing at once.
     assert_eq!(tokens_left(&limiter, 0, &key, &tpm(1000)), 100);
 }
+
+#[test]
+fn admission_in_two_steps_checks_requests_and_concurrency_before_tokens() {
+    let limiter = Limiter::new();
+    let key = id("k1");
+    let limits = RateLimits {
+        requests_per_minute: Some(5),
+        tokens_per_minute: Some(1000),
+        concurrency: Some(1),
+    };
+    let checks = [(Scope::Key, &key, &limits)];
+    let remaining = |a: &Admission| a.status().tokens.map(|t| t.remaining);
+    let mut first = limiter.admit_entry(0, &checks).unwrap();
+    assert_eq!(
+        remaining(&first),
+        Some(1000),
+        "no tokens taken before the body"
+    );
+    // The second request is refused on concurrency before its size is known.
+    let refused = limiter.admit_entry(0, &checks).unwrap_err();
+    assert_eq!(refused.kind, LimitKind::Concurrency);
+    first.reserve_tokens(0, &checks, 400).unwrap();
+    assert_eq!(remaining(&first), Some(600));
+    first.settle(0, 100);
+
+    // A token refusal takes no tokens; dropping the admission frees the slot.
+    let mut second = limiter.admit_entry(0, &checks).unwrap();
+    assert_eq!(remaining(&second), Some(900));
+    second.reserve_tokens(0, &checks, 850).unwrap();
+    drop(second); // never reached a provider: its tokens come back
+    let mut third = limiter.admit_entry(0, &checks).unwrap();
+    third.reserve_tokens(0, &checks, 900).unwrap();
+    third.settle(0, 900);
+    let mut fourth = limiter.admit_entry(0, &checks).unwrap();
+    let refused = fourth.reserve_tokens(0, &checks, 100).unwrap_err();
+    assert_eq!(refused.kind, LimitKind::Tokens);
+    assert_eq!(remaining(&fourth), Some(0));
+    drop(fourth);
+    // Five requests per minute, refused ones included: the sixth is refused on requests.
+    let fifth = limiter.admit_entry(0, &checks).unwrap();
+    drop(fifth);
+    assert_eq!(
+        limiter.admit_entry(0, &checks).unwrap_err().kind,
+        LimitKind::Requests
+    );
+}

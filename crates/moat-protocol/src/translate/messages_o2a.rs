@@ -254,7 +254,10 @@ fn parse_arguments(arguments: Option<&Value>, path: &str) -> Result<Value, Trans
             )),
             Err(error) => Err(TranslateError::invalid(
                 path,
-                format!("{path} is not valid JSON: {error}"),
+                format!(
+                    "{path} is not valid JSON: {}",
+                    crate::json_error::describe(&error)
+                ),
             )),
         },
         Some(_) => Err(TranslateError::invalid(

@@ -15,6 +15,9 @@
 //!   write contention, which a single rare writer does not have.
 
 use std::collections::HashMap;
+
+use hashlink::LinkedHashMap;
+use moat_detect::Capacity;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -140,19 +143,36 @@ pub struct Standing {
 #[derive(Debug, Default)]
 struct Principals {
     accounts: HashMap<Box<str>, Arc<Entry>>,
-    /// By account, then end user: looked up with two `&str` without building a key.
-    end_users: HashMap<Box<str>, HashMap<Box<str>, Arc<Entry>>>,
+    /// By account, then end user (oldest entry first): looked up with two `&str` without
+    /// building a key.
+    end_users: HashMap<Box<str>, LinkedHashMap<Box<str>, Arc<Entry>>>,
+    /// End-user entries over all accounts.
+    end_user_entries: usize,
 }
 
 /// Actioned accounts and end users. See the module docs for why this shape.
+///
+/// End users are chosen by the client, so their entries are bounded like the detector's end
+/// users ([`Capacity`]): past an account's share, or the board's total, the account's oldest
+/// end-user entry makes room (counted in `moat_detect_board_evictions_total`). Accounts come from
+/// keys the operator created and are not bounded here.
 #[derive(Debug, Default)]
 pub struct Board {
     inner: RwLock<Principals>,
     /// Whether anything is on the board; the request path skips the lock while nothing is.
     any: AtomicBool,
+    capacity: Capacity,
 }
 
 impl Board {
+    /// An empty board keeping at most `capacity` end-user entries.
+    pub fn new(capacity: Capacity) -> Self {
+        Board {
+            capacity,
+            ..Board::default()
+        }
+    }
+
     /// The entries of `account` and of its `end_user`.
     pub fn lookup(&self, account: &str, end_user: Option<&str>) -> Standing {
         if !self.any.load(Ordering::Acquire) {
@@ -205,18 +225,52 @@ impl Board {
         let Ok(mut p) = self.inner.write() else {
             return None;
         };
-        let slot = match end_user {
-            Some(u) => p
-                .end_users
-                .entry(account.into())
-                .or_default()
-                .entry(u.into()),
-            None => p.accounts.entry(account.into()),
+        let entry = match end_user {
+            Some(u) => self.end_user_slot(&mut p, account, u, allowlisted)?,
+            None => Arc::clone(
+                p.accounts
+                    .entry(account.into())
+                    .or_insert_with(|| Arc::new(Entry::new(Action::Allow, allowlisted))),
+            ),
         };
-        let entry = slot.or_insert_with(|| Arc::new(Entry::new(Action::Allow, allowlisted)));
         let before = Action::from_u8(entry.action.fetch_max(action as u8, Ordering::AcqRel));
         self.any.store(true, Ordering::Release);
         (before < action).then_some(before)
+    }
+
+    /// End-user entries on the board.
+    pub fn end_user_entries(&self) -> usize {
+        self.inner.read().map_or(0, |p| p.end_user_entries)
+    }
+
+    /// The entry of `user` behind `account`, made (evicting within the capacity) if absent.
+    fn end_user_slot(
+        &self,
+        p: &mut Principals,
+        account: &str,
+        user: &str,
+        allowlisted: bool,
+    ) -> Option<Arc<Entry>> {
+        let total_full = p.end_user_entries >= self.capacity.total.max(1);
+        let users = p.end_users.entry(account.into()).or_default();
+        if let Some(e) = users.get(user) {
+            return Some(Arc::clone(e));
+        }
+        if users.len() >= self.capacity.per_account.max(1) || total_full {
+            // The account's oldest entry makes room: a client flagging many ids of its own
+            // evicts its own, never another account's.
+            if users.pop_front().is_none() {
+                metrics::counter!("moat_detect_board_full_total").increment(1);
+                return None;
+            }
+            p.end_user_entries -= 1;
+            metrics::counter!("moat_detect_board_evictions_total").increment(1);
+        }
+        let users = p.end_users.entry(account.into()).or_default();
+        let entry = Arc::new(Entry::new(Action::Allow, allowlisted));
+        users.insert(user.into(), Arc::clone(&entry));
+        p.end_user_entries += 1;
+        Some(entry)
     }
 }
 
@@ -247,6 +301,42 @@ mod tests {
         assert!(user.allowlisted);
         assert!(b.lookup("a", Some("v")).end_user.is_none());
         assert!(b.lookup("b", Some("u")).account.is_none());
+    }
+
+    #[test]
+    fn end_user_entries_are_bounded_per_account_and_in_total() {
+        let b = Board::new(Capacity {
+            total: 3,
+            per_account: 2,
+        });
+        b.raise("a", Some("u1"), Action::Block, false);
+        b.raise("a", Some("u2"), Action::Block, false);
+        b.raise("a", Some("u3"), Action::Block, false);
+        assert_eq!(b.end_user_entries(), 2);
+        assert_eq!(
+            b.action("a", Some("u1")),
+            Action::Allow,
+            "the oldest made room"
+        );
+        assert_eq!(b.action("a", Some("u3")), Action::Block);
+        b.raise("b", Some("v1"), Action::Throttle, false);
+        assert_eq!(b.end_user_entries(), 3);
+        // The board is full: b's own oldest makes room; a's entries stay.
+        b.raise("b", Some("v2"), Action::Throttle, false);
+        assert_eq!(b.end_user_entries(), 3);
+        assert_eq!(b.action("a", Some("u2")), Action::Block);
+        assert_eq!(b.action("b", Some("v2")), Action::Throttle);
+        assert_eq!(b.action("b", Some("v1")), Action::Allow);
+        // A full board with nothing of c's to evict refuses c's end user, but not c itself.
+        assert_eq!(b.raise("c", Some("w"), Action::Block, false), None);
+        assert_eq!(
+            b.raise("c", None, Action::Block, false),
+            Some(Action::Allow)
+        );
+        for i in 0..1000 {
+            b.raise("a", Some(&format!("x{i}")), Action::Block, false);
+        }
+        assert_eq!(b.end_user_entries(), 3);
     }
 
     #[test]

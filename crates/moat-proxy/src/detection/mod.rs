@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moat_config::{ActionsConfig, ConfigError, DetectionConfig, DetectionMode, DetectorModel};
-use moat_detect::{Detector, DetectorConfig, Extractor, RequestFeatures};
+use moat_detect::{Capacity, Detector, DetectorConfig, Extractor, RequestFeatures};
 use moat_protocol::usage::Usage;
 use tokio::sync::{mpsc, oneshot};
 
@@ -65,7 +65,12 @@ impl Detection {
     /// settings of `[detection.model]`) on its worker thread. Fails when `[detection.model]` does
     /// not fit the detector's settings, or the thread cannot start.
     pub fn new(config: &DetectionConfig) -> Result<Detection, ConfigError> {
-        let board = Arc::new(Board::default());
+        // End users are named by clients: the board and the detector keep a bounded number.
+        let capacity = Capacity {
+            total: config.max_end_users,
+            per_account: config.max_end_users_per_account,
+        };
+        let board = Arc::new(Board::new(capacity));
         let allowlist: Arc<HashSet<String>> = Arc::new(config.allowlist.iter().cloned().collect());
         let mut detection = Detection {
             mode: config.mode,
@@ -77,7 +82,7 @@ impl Detection {
         if config.mode == DetectionMode::Off {
             return Ok(detection);
         }
-        let detector = Detector::new(detector_config(&config.model)?);
+        let detector = Detector::with_capacity(detector_config(&config.model)?, capacity);
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let worker = Worker::new(detector, board, Ladder::new(&config.actions), allowlist);
         std::thread::Builder::new()

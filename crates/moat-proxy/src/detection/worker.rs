@@ -87,9 +87,6 @@ pub(crate) struct Worker {
     board: Arc<Board>,
     ladder: Ladder,
     allowlist: Arc<HashSet<String>>,
-    /// End users that crossed their threshold: the only ones whose action can be above allow
-    /// (unless throttle_at is below the threshold, which end users do not honour).
-    flagged_end_users: HashSet<(String, String)>,
     /// A flagged end user had news since the last refresh.
     end_users_dirty: bool,
     last_refresh: Option<Instant>,
@@ -107,7 +104,6 @@ impl Worker {
             board,
             ladder,
             allowlist,
-            flagged_end_users: HashSet::new(),
             end_users_dirty: false,
             last_refresh: None,
         }
@@ -187,17 +183,14 @@ impl Worker {
                         None,
                     );
                 }
-                self.flagged_end_users
-                    .insert((e.account.clone(), user.clone()));
                 self.end_users_dirty = true;
-            } else if !self.flagged_end_users.is_empty()
-                && self
-                    .flagged_end_users
-                    .contains(&(e.account.clone(), user.clone()))
-            {
+                metrics::gauge!("moat_detect_board_end_users")
+                    .set(self.board.end_user_entries() as f64);
+            } else if self.detector.end_user_flagged(&e.account, user) {
                 self.end_users_dirty = true;
             }
         }
+        metrics::gauge!("moat_detect_end_users").set(self.detector.end_users() as f64);
     }
 
     /// Raises the board entry of a verdict's account or end user to what its score says.
@@ -231,18 +224,15 @@ impl Worker {
     fn refresh_end_users(&mut self) {
         self.last_refresh = Some(Instant::now());
         self.end_users_dirty = false;
-        for v in self.detector.end_user_verdicts() {
+        // Only flagged end users (crossed their threshold) can be above allow (end users do not
+        // honour a throttle_at below it); the detector lists them without the rest.
+        for v in self.detector.flagged_end_user_verdicts() {
             self.publish_end_user(&v);
         }
     }
 
     fn publish_end_user(&self, v: &Verdict) {
-        let Some(user) = &v.end_user else { return };
-        if v.flagged
-            && self
-                .flagged_end_users
-                .contains(&(v.account.clone(), user.clone()))
-        {
+        if v.end_user.is_some() && v.flagged {
             self.publish(v, false);
         }
     }

@@ -7,10 +7,12 @@
 //! top.
 
 pub mod headers;
+pub mod inflight;
 pub mod inventory;
 mod settle;
 pub mod view;
 
+pub use inflight::{BodyBudget, BodyHold};
 pub use inventory::{Inventory, Source};
 pub use settle::Settlement;
 
@@ -24,7 +26,7 @@ use moat_config::{
 };
 use moat_core::{Clock, Money};
 use moat_policy::budget::{BudgetLimit, Ledger, Period};
-use moat_policy::limits::{Limiter, RateLimits, Scope};
+use moat_policy::limits::{Admission, Limiter, RateLimits, Scope};
 use moat_policy::price::{ModelPrice, PriceError, PriceTable};
 use moat_policy::routing::{Decision, Facts, Rules};
 use moat_policy::KeyRecord;
@@ -42,6 +44,7 @@ pub struct Governance {
     ledger: Ledger,
     prices: Arc<PriceTable>,
     clock: Arc<dyn Clock>,
+    bodies: BodyBudget,
 }
 
 /// Who a request is, for policy: its key's workflow as registered.
@@ -72,6 +75,7 @@ impl Governance {
             ledger: Ledger::new(),
             prices: Arc::new(prices),
             clock,
+            bodies: BodyBudget::new(config.governance.key_body_bytes_in_flight),
         })
     }
 
@@ -135,33 +139,51 @@ impl Governance {
         Ok(decision)
     }
 
-    /// Limits and budgets: admits the request against its key's, workflow's and account's rate
-    /// limits and reserves its worst-case cost in their budgets, all or nothing. `plans` are
-    /// every target it may reach (its route, its context fallbacks); the reservation prices it
-    /// at the dearest, so no fallback can cost more than was reserved.
+    /// The budget of body bytes in flight per key (`governance.key_body_bytes_in_flight`).
+    pub fn bodies(&self) -> &BodyBudget {
+        &self.bodies
+    }
+
+    /// Admission before the body is read: the key's, workflow's and account's requests per
+    /// minute and concurrency, all or nothing (`None` when none of them has a limit). The
+    /// tokens per minute need the body's size and are reserved by [`Governance::admit`], which
+    /// takes this admission over.
+    pub fn admit_entry(&self, who: &Principal<'_>) -> Result<Option<Admission>, GatewayError> {
+        let ids = Ids::of(who);
+        let rates = self.rates_of(who);
+        let limits = rates.checks(&ids);
+        if limits.is_empty() {
+            return Ok(None);
+        }
+        let now = self.clock.now_ms();
+        self.limiter
+            .admit_entry(now, &limits)
+            .map(Some)
+            .map_err(|refusal| GatewayError::RateLimited {
+                refusal,
+                at_ms: now,
+            })
+    }
+
+    /// Limits and budgets: completes the request's admission against its key's, workflow's and
+    /// account's rate limits (`entry`, from [`Governance::admit_entry`]: the tokens per minute
+    /// now; without it, every limit at once) and reserves its worst-case cost in their budgets,
+    /// all or nothing. `plans` are every target it may reach (its route, its context
+    /// fallbacks); the reservation prices it at the dearest, so no fallback can cost more than
+    /// was reserved.
     pub fn admit(
         &self,
         who: &Principal<'_>,
         peek: &BodyPeek,
         body_len: usize,
         plans: &[&[Target]],
+        entry: Option<Admission>,
     ) -> Result<Settlement, GatewayError> {
         let now = self.clock.now_ms();
-        let key_id: Arc<str> = Arc::from(who.key.id.as_str());
-        let account_id: Arc<str> = Arc::from(who.key.account.as_str());
-        let workflow_id: Option<Arc<str>> = who.workflow.map(|w| Arc::from(w.name.as_str()));
+        let ids = Ids::of(who);
         let account = self.accounts.get(&who.key.account);
-
-        let key_limits = rate_limits(&self.defaults.key_limits);
-        let account_limits =
-            rate_limits(account.map_or(&self.defaults.account_limits, |a| &a.limits));
-        let workflow_limits = who.workflow.map(|w| rate_limits(&w.limits));
-        let mut limits: Vec<(Scope, &Arc<str>, &RateLimits)> = Vec::with_capacity(3);
-        push_limits(&mut limits, Scope::Key, &key_id, &key_limits);
-        if let (Some(id), Some(l)) = (&workflow_id, &workflow_limits) {
-            push_limits(&mut limits, Scope::Workflow, id, l);
-        }
-        push_limits(&mut limits, Scope::Account, &account_id, &account_limits);
+        let rates = self.rates_of(who);
+        let limits = rates.checks(&ids);
 
         // The client's cap over all `n` choices, when it set one: the only output bound that
         // holds for every target.
@@ -174,17 +196,23 @@ impl Governance {
         // About four bytes of JSON per prompt token: an estimate for the token rate, settled
         // with the provider's count when the request ends.
         let estimated_tokens = (body_len as u64 / 4).saturating_add(output);
-        let admission = if limits.is_empty() {
-            None
-        } else {
-            Some(
+        let refused = |refusal| GatewayError::RateLimited {
+            refusal,
+            at_ms: now,
+        };
+        let admission = match entry {
+            _ if limits.is_empty() => None,
+            Some(mut entry) => {
+                entry
+                    .reserve_tokens(now, &limits, estimated_tokens)
+                    .map_err(refused)?;
+                Some(entry)
+            }
+            None => Some(
                 self.limiter
                     .admit(now, &limits, estimated_tokens)
-                    .map_err(|refusal| GatewayError::RateLimited {
-                        refusal,
-                        at_ms: now,
-                    })?,
-            )
+                    .map_err(refused)?,
+            ),
         };
 
         let key_budget = budget_limits(&self.defaults.key_budget);
@@ -193,15 +221,15 @@ impl Governance {
         let workflow_budget = who.workflow.map(|w| budget_limits(&w.budget));
         let mut budgets: Vec<(Scope, &Arc<str>, &[BudgetLimit])> = Vec::with_capacity(3);
         if !key_budget.is_empty() {
-            budgets.push((Scope::Key, &key_id, &key_budget));
+            budgets.push((Scope::Key, &ids.key, &key_budget));
         }
-        if let (Some(id), Some(b)) = (&workflow_id, &workflow_budget) {
+        if let (Some(id), Some(b)) = (&ids.workflow, &workflow_budget) {
             if !b.is_empty() {
                 budgets.push((Scope::Workflow, id, b));
             }
         }
         if !account_budget.is_empty() {
-            budgets.push((Scope::Account, &account_id, &account_budget));
+            budgets.push((Scope::Account, &ids.account, &account_budget));
         }
         let hold = if budgets.is_empty() {
             None
@@ -257,6 +285,54 @@ impl Governance {
                 .unwrap_or(self.defaults.default_output_tokens)
                 .saturating_mul(choices)
         })
+    }
+}
+
+/// The ids of a request's principals.
+struct Ids {
+    key: Arc<str>,
+    account: Arc<str>,
+    workflow: Option<Arc<str>>,
+}
+
+impl Ids {
+    fn of(who: &Principal<'_>) -> Ids {
+        Ids {
+            key: Arc::from(who.key.id.as_str()),
+            account: Arc::from(who.key.account.as_str()),
+            workflow: who.workflow.map(|w| Arc::from(w.name.as_str())),
+        }
+    }
+}
+
+/// The rate limits of a request's principals.
+struct Rates {
+    key: RateLimits,
+    account: RateLimits,
+    workflow: Option<RateLimits>,
+}
+
+impl Rates {
+    /// The principals that have a limit, key first, for the limiter.
+    fn checks<'a>(&'a self, ids: &'a Ids) -> Vec<(Scope, &'a Arc<str>, &'a RateLimits)> {
+        let mut limits = Vec::with_capacity(3);
+        push_limits(&mut limits, Scope::Key, &ids.key, &self.key);
+        if let (Some(id), Some(l)) = (&ids.workflow, &self.workflow) {
+            push_limits(&mut limits, Scope::Workflow, id, l);
+        }
+        push_limits(&mut limits, Scope::Account, &ids.account, &self.account);
+        limits
+    }
+}
+
+impl Governance {
+    fn rates_of(&self, who: &Principal<'_>) -> Rates {
+        let account = self.accounts.get(&who.key.account);
+        Rates {
+            key: rate_limits(&self.defaults.key_limits),
+            account: rate_limits(account.map_or(&self.defaults.account_limits, |a| &a.limits)),
+            workflow: who.workflow.map(|w| rate_limits(&w.limits)),
+        }
     }
 }
 

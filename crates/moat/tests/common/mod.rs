@@ -173,3 +173,22 @@ pub async fn terminate_within(
     tokio::time::sleep(Duration::from_millis(200)).await;
     (status, serve.log_tail())
 }
+
+impl Serve {
+    /// The process id of the running gateway (for `/proc/PID/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap()
+    }
+}
+
+/// The resident set size of process `pid` in bytes, from `/proc/PID/status` (`VmRSS`).
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    kb * 1024
+}
