@@ -14,14 +14,18 @@ use std::borrow::Cow;
 const HIDDEN: &str = "****";
 /// Secrets shorter than this show only their prefix (no last four).
 const SHOW_TAIL_FROM: usize = 16;
+/// Configured secrets shorter than this are not searched for: local servers take placeholder
+/// keys such as `EMPTY` or `x`, and masking every `x` would garble the message.
+const MIN_KNOWN_LEN: usize = 8;
 /// Known key prefixes kept in the clear, longest first.
 const PREFIXES: [&str; 5] = ["sk-ant-", "sk-proj-", "sk-svcacct-", "sk-", "sk_"];
 
 /// `text` with every secret masked; borrowed when there was nothing to mask. `known` holds
-/// secrets to mask wherever they appear, whatever their shape (empty entries are ignored).
+/// secrets to mask wherever they appear, whatever their shape (those shorter than 8 bytes are
+/// placeholders, not secrets, and are ignored).
 pub fn mask_secrets<'a>(text: &'a str, known: &[&str]) -> Cow<'a, str> {
     let mut text = Cow::Borrowed(text);
-    for secret in known.iter().filter(|s| !s.is_empty()) {
+    for secret in known.iter().filter(|s| s.len() >= MIN_KNOWN_LEN) {
         if text.contains(secret) {
             text = Cow::Owned(text.replace(secret, &masked(secret)));
         }
@@ -211,6 +215,9 @@ mod tests {
         let out = mask_secrets("your key local-key-1 is wrong", &["local-key-1", ""]);
         assert_eq!(out, "your key **** is wrong");
         assert!(!out.contains("local-key-1"));
+        // Placeholder keys of local servers are not secrets.
+        let out = mask_secrets("an EMPTY value for x", &["EMPTY", "x"]);
+        assert_eq!(out, "an EMPTY value for x");
     }
 
     #[test]
