@@ -39,12 +39,21 @@ pub fn mask_secrets<'a>(text: &'a str, known: &[&str]) -> Cow<'a, str> {
 /// An upstream error body with every string in it masked (object keys too), or `None` when it
 /// holds nothing to mask (so the caller can keep the original bytes). A body that is not JSON is
 /// masked as text.
+///
+/// The raw bytes are checked too: a JSON object with a duplicate key parses to its last value,
+/// so a secret in an earlier duplicate is invisible in the parsed tree yet present in the bytes
+/// (found by the `translate_response` fuzz target). Such a body is re-serialised from the tree.
 pub fn mask_error_body(body: &[u8], known: &[&str]) -> Option<Vec<u8>> {
     match serde_json::from_slice::<Value>(body) {
-        Ok(mut value) => mask_value(&mut value, known).then(|| {
-            // Serialising a `Value` cannot fail; an empty body would only lose the message.
-            serde_json::to_vec(&value).unwrap_or_default()
-        }),
+        Ok(mut value) => {
+            let changed = mask_value(&mut value, known);
+            let raw = String::from_utf8_lossy(body);
+            let raw_has_secret = matches!(mask_secrets(&raw, known), Cow::Owned(_));
+            (changed || raw_has_secret).then(|| {
+                // Serialising a `Value` cannot fail; an empty body would only lose the message.
+                serde_json::to_vec(&value).unwrap_or_default()
+            })
+        }
         Err(_) => {
             let text = String::from_utf8_lossy(body);
             match mask_secrets(&text, known) {
@@ -258,6 +267,21 @@ mod tests {
         );
         let plain = mask_error_body(b"<html>Bearer topsecret</html>", &[]).unwrap();
         assert_eq!(plain, b"<html>Bearer ****</html>");
+    }
+
+    #[test]
+    fn a_secret_hidden_in_a_duplicate_key_does_not_survive() {
+        // Minimised from a `translate_response` fuzz crash: the parsed tree keeps the last
+        // `type`, the bytes still hold the first.
+        let key = "sk-fuzz-0123456789abcdefKEY";
+        let body = format!(r#"{{"error":{{"message":"m","type":"{key}","type":"x"}}}}"#);
+        let out = mask_error_body(body.as_bytes(), &[key]).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains(key), "{text}");
+        assert_eq!(text, r#"{"error":{"message":"m","type":"x"}}"#);
+        // Without the configured key, it is still a `sk-` key.
+        let out = mask_error_body(body.as_bytes(), &[]).unwrap();
+        assert!(!String::from_utf8(out).unwrap().contains(key));
     }
 
     #[test]
