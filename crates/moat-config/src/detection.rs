@@ -119,6 +119,17 @@ pub(crate) fn admin(ctx: &mut Ctx<'_>, element: Option<&Element<RawAdmin>>) -> A
                 );
                 ctx.errors.push(Some(v.span()), field, message);
             }
+            Some(t)
+                if AdminConfig::token_guesses_log10(&t) < AdminConfig::MIN_TOKEN_GUESSES_LOG10 =>
+            {
+                // Length alone lets `aaaaaaaaaaaaaaaa` through: a token must be hard to guess.
+                let message = format!(
+                    "is too easy to guess (an estimated 10^{:.0} guesses; at least 10^{:.0} are required): use a random token, for example `openssl rand -hex 32`",
+                    AdminConfig::token_guesses_log10(&t).floor(),
+                    AdminConfig::MIN_TOKEN_GUESSES_LOG10
+                );
+                ctx.errors.push(Some(v.span()), field, message);
+            }
             Some(t) => out.token = Some(moat_core::Secret::new(t)),
             None => {}
         }

@@ -1,5 +1,6 @@
 //! Config errors: each one names a line and a field, and they are reported all together.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
@@ -94,10 +95,13 @@ impl<'t> Errors<'t> {
         message: impl Into<String>,
     ) {
         let line = span.map(|s| self.line_of(s.start));
+        // Messages quote values (and parser errors quote whole lines): a URL among them may
+        // carry a password or a key, which must not reach a terminal or a CI log.
+        let message: String = message.into();
         self.list.push(ConfigError {
             line,
             field: field.into(),
-            message: message.into(),
+            message: mask_url_secrets(&message).into_owned(),
         });
     }
 
@@ -117,6 +121,68 @@ impl<'t> Errors<'t> {
     pub(crate) fn into_vec(self) -> Vec<ConfigError> {
         self.list
     }
+}
+
+/// `text` with the secrets of every URL in it masked: the user info (`https://***@host`), query
+/// values (`?key=***`) and the fragment (`#***`). Borrowed when there is no such URL.
+pub fn mask_url_secrets(text: &str) -> Cow<'_, str> {
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(found) = text[from..].find("://") {
+        let start = from + found + 3;
+        let end = text[start..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>'))
+            .map_or(text.len(), |n| start + n);
+        let url = &text[start..end];
+        let masked = mask_url_rest(url);
+        if masked != url {
+            out.push_str(&text[copied..start]);
+            out.push_str(&masked);
+            copied = end;
+        }
+        from = end;
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
+}
+
+/// The part of a URL after `://`, its user info, query values and fragment masked.
+fn mask_url_rest(rest: &str) -> String {
+    let (before_fragment, fragment) = match rest.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (rest, None),
+    };
+    let (before_query, query) = match before_fragment.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (before_fragment, None),
+    };
+    let authority_end = before_query.find('/').unwrap_or(before_query.len());
+    let mut out = match before_query[..authority_end].rfind('@') {
+        Some(at) => format!("***{}", &before_query[at..]),
+        None => before_query.to_owned(),
+    };
+    if let Some(query) = query {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, v)) if !v.is_empty() => format!("{k}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        if !fragment.is_empty() {
+            out.push_str("***");
+        }
+    }
+    out
 }
 
 /// Makes a parser or serde message fit on one line.
@@ -169,6 +235,21 @@ mod tests {
             errs.errors[1].to_string(),
             "line 12: models[1].fallbacks[0]: unknown model \"x\""
         );
+    }
+
+    #[test]
+    fn url_secrets_are_masked_and_other_text_is_left_alone() {
+        assert_eq!(
+            mask_url_secrets("\"https://bob:hunter2@api.x.test/v1\" must not contain credentials"),
+            "\"https://***@api.x.test/v1\" must not contain credentials"
+        );
+        assert_eq!(
+            mask_url_secrets("at http://h.test/v1?key=AIza123&mode=x&flag#tok=abc."),
+            "at http://h.test/v1?key=***&mode=***&flag#***"
+        );
+        let plain = "expected something like \"https://api.openai.com/v1\"";
+        assert!(matches!(mask_url_secrets(plain), Cow::Borrowed(_)));
+        assert!(matches!(mask_url_secrets("no url"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -46,13 +46,14 @@ use std::path::Path;
 
 pub use audit::{AuditConfig, BodiesConfig, BodyPolicy, Durability, WitnessConfig};
 pub use env::{Env, MapEnv, ProcessEnv};
-pub use error::{ConfigError, ConfigErrors};
+pub use error::{mask_url_secrets, ConfigError, ConfigErrors};
 pub use governance::spec::{BudgetSpec, LimitsSpec, ObjectivesSpec, WorkflowSpec};
 pub use governance::types::{
     AccountConfig, BreakerConfig, Budget, Criticality, FailoverConfig, GovernanceConfig, Limits,
     Objectives, PriceConfig, RoutingRule, RuleMatch, Sensitivity, Timeouts, Unregistered,
     WorkflowConfig,
 };
+pub use governance::{check_workflow_name, MAX_WORKFLOW_NAME_LEN};
 pub use types::{
     ActionsConfig, AdminConfig, AppliesTo, Config, DetectionConfig, DetectionMode, DetectorModel,
     FilterAction, FilterConfig, KeysConfig, ModelConfig, ParamsConfig, ProviderConfig,

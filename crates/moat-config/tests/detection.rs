@@ -54,7 +54,7 @@ fn without_the_sections_detection_monitors_and_the_admin_api_is_off() {
 
 #[test]
 fn every_field_is_read() {
-    let env = MapEnv::new([("MOAT_ADMIN_TOKEN", "0123456789abcdef0123")]);
+    let env = MapEnv::new([("MOAT_ADMIN_TOKEN", "9f8e2c41b7d35a60c1e4")]);
     let c = ok(
         r#"[server]
 trusted_proxies = ["127.0.0.1/32", "10.0.0.0/8", "::1"]
@@ -102,7 +102,7 @@ token = "${MOAT_ADMIN_TOKEN}"
     assert_eq!(d.model.table["weights"]["elicit"].as_float(), Some(1.5));
     assert_eq!(
         c.admin.token.as_ref().map(|t| t.expose().as_str()),
-        Some("0123456789abcdef0123")
+        Some("9f8e2c41b7d35a60c1e4")
     );
     assert_eq!(
         format!("{:?}", c.admin),
@@ -216,4 +216,39 @@ fn end_user_bounds_are_read_defaulted_and_checked() {
         errors("[detection]\nmax_end_users = 1000\n"),
         ["line 4: detection.max_end_users_per_account: max_end_users_per_account (20000) is above max_end_users (1000): an account cannot keep more end users than the detector does"]
     );
+}
+
+#[test]
+fn a_guessable_token_is_refused_by_its_entropy_not_only_its_length() {
+    for weak in [
+        "aaaaaaaaaaaaaaaa",
+        "abcdefghijklmnop",
+        "admin-token-0123456789",
+        "passwordpassword1",
+    ] {
+        let env = MapEnv::new([("WEAK", weak)]);
+        let text = format!("{BASE}[admin]\ntoken = \"${{WEAK}}\"\n");
+        let errs: Vec<String> = match parse(&text, "moat.toml", Path::new(""), &env) {
+            Ok(_) => panic!("{weak} was accepted"),
+            Err(e) => e.errors.iter().map(ToString::to_string).collect(),
+        };
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("line 4: admin.token: is too easy to guess"),
+            "{errs:?}"
+        );
+        assert!(!errs[0].contains(weak), "the token is echoed: {errs:?}");
+    }
+    // Random tokens of the documented minimum length and of `openssl rand -hex 32` pass.
+    for strong in [
+        "9f8e2c41b7d35a60",
+        "Kx7mP2qR9vL4nW8s",
+        "3f9a7c21e8d4b6f05a1c9e7d2b8f4a603f9a7c21e8d4b6f05a1c9e7d2b8f4a60",
+    ] {
+        let c = ok("[admin]\ntoken = \"${T}\"\n", &MapEnv::new([("T", strong)]));
+        assert_eq!(
+            c.admin.token.as_ref().map(|t| t.expose().as_str()),
+            Some(strong)
+        );
+    }
 }

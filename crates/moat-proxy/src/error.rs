@@ -81,6 +81,15 @@ pub enum GatewayError {
         /// The upstream's retry-after header, kept for the client.
         retry_after: Option<HeaderValue>,
     },
+    /// The provider refused moat's own credentials (its 401 or 403): a gateway-side fault,
+    /// answered as a 502 `upstream_auth_failed` that never blames the client's key.
+    #[error("the gateway's credentials for an upstream provider were refused (HTTP {status}); this is not a problem with your API key; the gateway logged it for its operator")]
+    UpstreamAuth {
+        /// The provider's name (for logs and metrics; not in the message).
+        provider: String,
+        /// The provider's status, 401 or 403.
+        status: u16,
+    },
     /// No upstream could be reached or none answered in time.
     #[error("{message}")]
     UpstreamUnavailable {
@@ -227,7 +236,8 @@ impl GatewayError {
             GatewayError::UnknownModel(_) => 404,
             GatewayError::UpstreamStatus { status, .. } => *status,
             GatewayError::UpstreamUnavailable { timeout: true, .. } => 504,
-            GatewayError::UpstreamUnavailable { timeout: false, .. } => 502,
+            GatewayError::UpstreamUnavailable { timeout: false, .. }
+            | GatewayError::UpstreamAuth { .. } => 502,
             GatewayError::Store(_)
             | GatewayError::AllTargetsUnavailable { .. }
             | GatewayError::AuditUnavailable(_) => 503,
@@ -250,6 +260,7 @@ impl GatewayError {
         match self {
             GatewayError::UpstreamStatus { .. }
             | GatewayError::UpstreamUnavailable { .. }
+            | GatewayError::UpstreamAuth { .. }
             | GatewayError::AllTargetsUnavailable { .. } => Fault::Upstream,
             GatewayError::Store(_) | GatewayError::AuditUnavailable(_) => Fault::Internal,
             _ => Fault::Client,
@@ -279,6 +290,7 @@ impl GatewayError {
             GatewayError::BudgetExceeded(_) => "budget",
             GatewayError::UpstreamStatus { .. }
             | GatewayError::UpstreamUnavailable { .. }
+            | GatewayError::UpstreamAuth { .. }
             | GatewayError::AllTargetsUnavailable { .. }
             | GatewayError::Translate(_) => "upstream",
             GatewayError::Store(_) => "internal",
@@ -305,6 +317,7 @@ impl GatewayError {
             GatewayError::UpstreamStatus { .. } => "upstream_status",
             GatewayError::UpstreamUnavailable { timeout: true, .. } => "upstream_timeout",
             GatewayError::UpstreamUnavailable { timeout: false, .. } => "upstream_unreachable",
+            GatewayError::UpstreamAuth { .. } => "upstream_auth_failed",
             GatewayError::Store(_) => "store",
             GatewayError::AccountBlocked { .. } => "account_blocked",
             GatewayError::Throttled { .. } => "detection_throttled",
@@ -423,6 +436,7 @@ fn openai_type_and_code(err: &GatewayError) -> (&'static str, Option<&'static st
         GatewayError::UpstreamStatus { .. } | GatewayError::UpstreamUnavailable { .. } => {
             ("server_error", Some("upstream_error"))
         }
+        GatewayError::UpstreamAuth { .. } => ("server_error", Some("upstream_auth_failed")),
         GatewayError::Store(_) => ("server_error", None),
         GatewayError::AccountBlocked { .. } => ("permission_error", Some("account_blocked")),
         // OpenAI's own request-rate refusals say `"type": "requests"`.

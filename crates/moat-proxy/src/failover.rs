@@ -127,6 +127,10 @@ pub enum Class {
     /// Unreachable, reset, timed out before the first byte, 408, 409, 429 or 5xx: the same
     /// target later, or another one, may succeed. Counts against the target's breaker.
     Retryable,
+    /// The provider refused moat's credentials (401/403): retrying the same target cannot help
+    /// (its key is wrong or lacks a permission), another provider may. Counts against the
+    /// target's breaker, so a misconfigured provider is skipped until it is fixed.
+    NextTarget,
     /// The request is too long for the model's context: only a larger model helps.
     ContextLength,
     /// The provider refused the content: answered as is, never retried.
@@ -140,6 +144,7 @@ impl Class {
     pub fn label(self) -> &'static str {
         match self {
             Class::Retryable => "retryable_error",
+            Class::NextTarget => "upstream_auth_failed",
             Class::ContextLength => "context_length",
             Class::ContentPolicy => "content_policy",
             Class::Final => "error",
@@ -152,6 +157,7 @@ impl Class {
 pub fn classify(error: &GatewayError) -> Class {
     match error {
         GatewayError::UpstreamUnavailable { .. } => Class::Retryable,
+        GatewayError::UpstreamAuth { .. } => Class::NextTarget,
         GatewayError::UpstreamStatus { status, body, .. } => {
             let status = *status;
             if (400..500).contains(&status) {
@@ -351,7 +357,7 @@ mod tests {
         for s in [408, 409, 429, 500, 502, 503, 504, 529] {
             assert_eq!(classify(&status(s, "")), Class::Retryable, "{s}");
         }
-        for s in [400, 401, 403, 404, 413, 422] {
+        for s in [400, 404, 413, 422] {
             assert_eq!(classify(&status(s, "{}")), Class::Final, "{s}");
         }
         let unreachable = |timeout| GatewayError::UpstreamUnavailable {
@@ -361,6 +367,12 @@ mod tests {
         assert_eq!(classify(&unreachable(true)), Class::Retryable);
         assert_eq!(classify(&unreachable(false)), Class::Retryable);
         assert_eq!(classify(&GatewayError::invalid("x", None)), Class::Final);
+        let refused = |status| GatewayError::UpstreamAuth {
+            provider: "p".into(),
+            status,
+        };
+        assert_eq!(classify(&refused(401)), Class::NextTarget);
+        assert_eq!(classify(&refused(403)), Class::NextTarget);
     }
 
     #[test]

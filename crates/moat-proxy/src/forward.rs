@@ -104,7 +104,8 @@ impl Mode {
 /// (unreachable, reset, timeout before the first byte, 408, 409, 429, 5xx) is retried on the same
 /// target up to `failover.retries` times after a backoff that honours the upstream's
 /// `retry-after`, then the next target is tried; every attempt after the first needs the retry
-/// budget. A target whose breaker is open is skipped. A request too long for the model's context
+/// budget. A provider that refuses moat's credentials (401/403) is not retried: the next target
+/// is tried at once. A target whose breaker is open is skipped. A request too long for the model's context
 /// moves to the route's `context_fallback`; any other failure is answered as it is.
 pub async fn forward(
     mut exchange: Exchange,
@@ -233,7 +234,7 @@ impl Run<'_> {
             upstream_error(&target.provider.name, failed.error.kind());
             failover::attempt_outcome(target, class.label());
             match class {
-                Class::Retryable => {
+                Class::Retryable | Class::NextTarget => {
                     if let Some(t) = permit.and_then(|p| p.failure(self.now())) {
                         failover::breaker_transition(target, t, record, self.now());
                     }
@@ -248,6 +249,9 @@ impl Run<'_> {
                 return Step::Stop(self.limits.total_exceeded());
             }
             self.last_error = Some(failed.error);
+            if class == Class::NextTarget {
+                return Step::Next;
+            }
             retry += 1;
             if !self.back_off(target, retry, failed.retry_after_ms).await {
                 return Step::Next;

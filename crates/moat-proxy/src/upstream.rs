@@ -87,6 +87,23 @@ impl Provider {
         }
     }
 
+    /// What moat sends this provider that must never travel back out: its API key and the
+    /// values of its extra headers of 16 characters or more (custom auth headers). Upstream
+    /// error bodies are masked for them.
+    pub fn secrets(&self) -> Vec<&str> {
+        let headers = self
+            .extra_headers
+            .values()
+            .filter_map(|v| v.to_str().ok())
+            .filter(|v| v.len() >= 16);
+        self.api_key
+            .as_ref()
+            .map(|k| k.expose().as_str())
+            .into_iter()
+            .chain(headers)
+            .collect()
+    }
+
     /// The full URL of an operation. OpenAI base URLs include `/v1` (as the OpenAI SDK takes them);
     /// Anthropic base URLs do not (as the Anthropic SDK takes them).
     pub fn url(&self, op: Operation, query: Option<&str>) -> String {

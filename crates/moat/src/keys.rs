@@ -78,6 +78,10 @@ pub async fn create(
     store: &dyn KeyStore,
     args: &CreateKeyArgs,
 ) -> anyhow::Result<(String, String)> {
+    if let Some(workflow) = &args.workflow {
+        moat_config::check_workflow_name(workflow)
+            .map_err(|why| anyhow::anyhow!("--workflow {why}"))?;
+    }
     let now = SystemClock.now_secs();
     let generated = generate_key();
     let expires_at = match args.expires_in {

@@ -43,10 +43,43 @@ pub(crate) struct PriceDraft {
     pub name: Option<NameRef>,
 }
 
+/// The longest workflow name.
+pub const MAX_WORKFLOW_NAME_LEN: usize = 64;
+
+/// Checks a workflow name: 1 to 64 ASCII letters, digits, `-`, `_` and `.`, starting with a
+/// letter or digit. Names travel into URLs (`/admin/v1/workflows/{name}`), file names of
+/// reports, log lines and metric labels, so nothing there may need escaping: no NUL, no `/`,
+/// no `..` prefix. `Err` says what is wrong without echoing the name.
+pub fn check_workflow_name(name: &str) -> Result<(), String> {
+    let valid_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    let starts_well = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric());
+    if name.is_empty() {
+        Err("must not be empty".into())
+    } else if name.len() > MAX_WORKFLOW_NAME_LEN || !valid_chars || !starts_well {
+        Err(format!(
+            "must be 1 to {MAX_WORKFLOW_NAME_LEN} letters, digits, '-', '_' or '.', starting with a letter or digit (this one is {} bytes long)",
+            name.len()
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// One `[[workflows]]` element.
 pub(crate) fn workflow(ctx: &mut Ctx<'_>, e: &Element<RawWorkflow>) -> WorkflowDraft {
     let raw = &e.value;
-    let name = name_ref(ctx, e, "name", raw.name.as_ref());
+    let mut name = name_ref(ctx, e, "name", raw.name.as_ref());
+    if let Some(n) = &name {
+        if let Err(why) = check_workflow_name(&n.name) {
+            ctx.errors.push(n.span.clone(), n.field.clone(), why);
+            name = None;
+        }
+    }
     let mut config = WorkflowConfig::new(
         name.as_ref().map(|n| n.name.clone()).unwrap_or_default(),
         "",

@@ -96,8 +96,8 @@ impl WorkflowSpec {
     pub fn to_config(&self) -> Result<WorkflowConfig, Vec<String>> {
         let mut errors = Vec::new();
         let mut w = WorkflowConfig::new(self.name.trim(), self.owner.trim());
-        if w.name.is_empty() {
-            errors.push("name: must not be empty".to_string());
+        if let Err(why) = crate::governance::check_workflow_name(&w.name) {
+            errors.push(format!("name: {why}"));
         }
         if w.owner.is_empty() {
             errors.push("owner: must not be empty".to_string());

@@ -5,8 +5,10 @@
 //! the text, cut to [`MAX_FALLBACK_MESSAGE_CHARS`], as the message.
 
 mod mapping;
+mod mask;
 
 pub use mapping::{anthropic_type_for_status, openai_type_for_status};
+pub use mask::{mask_error_body, mask_secrets, mask_value, masked};
 
 use serde_json::{json, Value};
 

@@ -62,7 +62,10 @@ pub struct RelayContext {
     pub deadline: Option<(Instant, Duration)>,
 }
 
-/// Reads an upstream error response into a `GatewayError` that keeps its status and body.
+/// Reads an upstream error response into a `GatewayError` that keeps its status and body, the
+/// body's secrets masked (an upstream may echo the key moat sent it). A 401 or 403 means the
+/// provider refused moat's own credentials: logged as a warning and answered as a 502
+/// `upstream_auth_failed`, never as the client's key being wrong.
 pub async fn upstream_failure(
     response: http::Response<Incoming>,
     provider: &Provider,
@@ -72,6 +75,28 @@ pub async fn upstream_failure(
     let body = read_all(response, provider.idle_timeout, 1 << 20, None)
         .await
         .unwrap_or_default();
+    let body = match moat_protocol::errors::mask_error_body(&body, &provider.secrets()) {
+        Some(masked) => Bytes::from(masked),
+        None => body,
+    };
+    if matches!(status, 401 | 403) {
+        let message = moat_protocol::errors::parse_error_body(&body);
+        let message = message
+            .pointer("/error/message")
+            .or_else(|| message.get("message"))
+            .map_or_else(|| message.to_string(), ToString::to_string);
+        let message: String = message.chars().take(300).collect();
+        tracing::warn!(
+            provider = %provider.name,
+            status,
+            upstream_message = %message,
+            "the provider refused moat's credentials: check this provider's api_key and headers"
+        );
+        return GatewayError::UpstreamAuth {
+            provider: provider.name.to_string(),
+            status,
+        };
+    }
     GatewayError::UpstreamStatus {
         provider: provider.name.to_string(),
         status,
