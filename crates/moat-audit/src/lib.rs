@@ -8,6 +8,7 @@
 //! - [`verify()`]: streams a log and names the first record edited, deleted, inserted or moved.
 //! - [`checkpoint`]: [`Checkpoint`], signed, stands in for the records retention dropped.
 //! - [`export`]: the JSON Lines export, a superset of the detector's trace format.
+//! - [`raw`]: a stored record's fields as raw JSON text, and how deeply a value nests.
 //! - [`redact`](mod@redact): e-mail addresses, phone numbers, card numbers, secrets and IP addresses out of
 //!   text and JSON bodies, for the `auditor` role.
 
@@ -16,6 +17,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod export;
 mod hex;
+pub mod raw;
 pub mod record;
 pub mod redact;
 pub mod verify;
@@ -27,5 +29,5 @@ pub use export::Export;
 pub use record::{
     AuditRecord, Circuit, Decision, Incident, ReadInfo, RecordKind, Route, SeqRange, Timings, Usage,
 };
-pub use redact::{redact, redact_json, Finding, Kind};
+pub use redact::{redact, redact_json, redact_sse, Finding, Kind};
 pub use verify::{verify, verify_fallible, Anchor, Broken, BrokenReason, Head, Report};
