@@ -13,12 +13,20 @@ use std::sync::{Arc, Mutex};
 
 mod admin_keys;
 mod audit;
+mod audit_page;
+mod readers;
 
-/// A SQLite database file. Calls run on tokio's blocking pool, one at a time per store; the proxy
-/// caches keys, so this is off the hot path.
+pub use readers::READERS;
+
+/// A SQLite database file. Calls run on tokio's blocking pool. Writes go through one connection,
+/// one at a time; a file store also opens [`READERS`] read-only connections, which serve key
+/// lookups and admin and audit reads side by side with the writer (WAL mode lets a read proceed
+/// while a write transaction is open). An in-memory store has only its one connection.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Read-only connections of a file store; `None` for an in-memory one (reads use `conn`).
+    readers: Option<Arc<readers::ReadPool>>,
     /// Whether audit writes fsync the WAL before returning (`synchronous = FULL` for their
     /// transaction); see [`crate::AuditStore`] on durability.
     audit_fsync: bool,
@@ -34,7 +42,10 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
-        Self::init(conn)
+        let mut store = Self::init(conn)?;
+        // Opened after the migrations, so readers see the current schema.
+        store.readers = Some(Arc::new(readers::ReadPool::open(path, READERS)?));
+        Ok(store)
     }
 
     /// A private in-memory database, for tests.
@@ -52,6 +63,7 @@ impl SqliteStore {
         migrate(&mut conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            readers: None,
             audit_fsync: true,
         })
     }
@@ -78,6 +90,21 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Worker(e.to_string()))?
+    }
+
+    /// Runs a read on a read-only connection of the pool (the writer's connection for an
+    /// in-memory store), on tokio's blocking pool.
+    async fn with_reader<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let Some(pool) = self.readers.clone() else {
+            return self.with_conn(f).await;
+        };
+        tokio::task::spawn_blocking(move || pool.with(f))
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))?
     }
 }
 
@@ -197,7 +224,7 @@ impl KeyStore for SqliteStore {
 
     async fn get_key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
         let id = id.to_string();
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             let sql = format!("SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1");
             one_row(conn, &sql, &id, key_from_row)
         })
@@ -205,7 +232,7 @@ impl KeyStore for SqliteStore {
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        self.with_conn(|conn| {
+        self.with_reader(|conn| {
             let sql = format!("SELECT {KEY_COLUMNS} FROM keys ORDER BY created_at, id");
             all_rows(conn, &sql, key_from_row)
         })
@@ -334,7 +361,7 @@ impl WorkflowStore for SqliteStore {
     }
 
     async fn list_workflows(&self) -> Result<Vec<WorkflowSpec>, StoreError> {
-        self.with_conn(|conn| {
+        self.with_reader(|conn| {
             let mut stmt = conn.prepare("SELECT name, spec FROM workflows ORDER BY name")?;
             let rows = stmt.query_map([], |row| {
                 Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
@@ -400,6 +427,7 @@ mod tests {
             // Insert through the version-1 schema only (no spend table yet).
             let store = SqliteStore {
                 conn: Arc::new(Mutex::new(Connection::open(&path).unwrap())),
+                readers: None,
                 audit_fsync: true,
             };
             store.insert_key(&key).await.unwrap();
