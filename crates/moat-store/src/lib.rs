@@ -20,7 +20,7 @@ pub use audit::{
     PageBudget, StoredAudit, StoredCheckpoint,
 };
 pub use memory::MemoryStore;
-pub use sqlite::{SqliteStore, READERS};
+pub use sqlite::{SqliteStore, LOOKUP_READERS, QUERY_READERS};
 
 use async_trait::async_trait;
 use moat_policy::KeyRecord;

@@ -16,17 +16,19 @@ mod audit;
 mod audit_page;
 mod readers;
 
-pub use readers::READERS;
+use readers::Read;
+pub use readers::{LOOKUP_READERS, QUERY_READERS};
 
 /// A SQLite database file. Calls run on tokio's blocking pool. Writes go through one connection,
-/// one at a time; a file store also opens [`READERS`] read-only connections, which serve key
-/// lookups and admin and audit reads side by side with the writer (WAL mode lets a read proceed
+/// one at a time; a file store also opens read-only connections, which serve key
+/// lookups ([`LOOKUP_READERS`]) and listings and audit reads ([`QUERY_READERS`]) side by side
+/// with the writer (WAL mode lets a read proceed
 /// while a write transaction is open). An in-memory store has only its one connection.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     /// Read-only connections of a file store; `None` for an in-memory one (reads use `conn`).
-    readers: Option<Arc<readers::ReadPool>>,
+    readers: Option<Arc<readers::Readers>>,
     /// Whether audit writes fsync the WAL before returning (`synchronous = FULL` for their
     /// transaction); see [`crate::AuditStore`] on durability.
     audit_fsync: bool,
@@ -44,7 +46,7 @@ impl SqliteStore {
         let conn = Connection::open(path)?;
         let mut store = Self::init(conn)?;
         // Opened after the migrations, so readers see the current schema.
-        store.readers = Some(Arc::new(readers::ReadPool::open(path, READERS)?));
+        store.readers = Some(Arc::new(readers::Readers::open(path)?));
         Ok(store)
     }
 
@@ -92,9 +94,9 @@ impl SqliteStore {
         .map_err(|e| StoreError::Worker(e.to_string()))?
     }
 
-    /// Runs a read on a read-only connection of the pool (the writer's connection for an
+    /// Runs a read on a read-only connection of `read`'s pool (the writer's connection for an
     /// in-memory store), on tokio's blocking pool.
-    async fn with_reader<T, F>(&self, f: F) -> Result<T, StoreError>
+    async fn with_reader<T, F>(&self, read: Read, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
@@ -102,7 +104,7 @@ impl SqliteStore {
         let Some(pool) = self.readers.clone() else {
             return self.with_conn(f).await;
         };
-        tokio::task::spawn_blocking(move || pool.with(f))
+        tokio::task::spawn_blocking(move || pool.pool(read).with(f))
             .await
             .map_err(|e| StoreError::Worker(e.to_string()))?
     }
@@ -224,7 +226,7 @@ impl KeyStore for SqliteStore {
 
     async fn get_key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
         let id = id.to_string();
-        self.with_reader(move |conn| {
+        self.with_reader(Read::Lookup, move |conn| {
             let sql = format!("SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1");
             one_row(conn, &sql, &id, key_from_row)
         })
@@ -232,7 +234,7 @@ impl KeyStore for SqliteStore {
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        self.with_reader(|conn| {
+        self.with_reader(Read::Query, |conn| {
             let sql = format!("SELECT {KEY_COLUMNS} FROM keys ORDER BY created_at, id");
             all_rows(conn, &sql, key_from_row)
         })
@@ -361,7 +363,7 @@ impl WorkflowStore for SqliteStore {
     }
 
     async fn list_workflows(&self) -> Result<Vec<WorkflowSpec>, StoreError> {
-        self.with_reader(|conn| {
+        self.with_reader(Read::Query, |conn| {
             let mut stmt = conn.prepare("SELECT name, spec FROM workflows ORDER BY name")?;
             let rows = stmt.query_map([], |row| {
                 Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))

@@ -121,11 +121,16 @@ pub struct AuditConfig {
     pub checkpoint_key: Option<Secret<String>>,
     /// Records older than this are dropped behind a signed checkpoint; `None` keeps everything.
     pub retention: Option<Duration>,
+    /// The most stored record bytes one page of the admin API's audit reads takes (a page's first
+    /// record is returned whatever its size); default 8 MiB.
+    pub read_page_bytes: usize,
 }
 
 impl AuditConfig {
     /// The shortest checkpoint key accepted.
     pub const MIN_KEY_LEN: usize = 32;
+    /// `read_page_bytes` by default: 8 MiB.
+    pub const DEFAULT_READ_PAGE_BYTES: usize = 8 << 20;
 }
 
 impl Default for AuditConfig {
@@ -139,6 +144,7 @@ impl Default for AuditConfig {
             bodies: BodiesConfig::default(),
             checkpoint_key: None,
             retention: None,
+            read_page_bytes: Self::DEFAULT_READ_PAGE_BYTES,
         }
     }
 }
@@ -155,6 +161,7 @@ pub(crate) struct RawAudit {
     pub bodies: Option<RawBodies>,
     pub checkpoint_key: Option<Spanned<String>>,
     pub retention: Option<Any>,
+    pub read_page_bytes: Option<Any>,
 }
 
 /// `[audit.bodies]` as written.
@@ -207,6 +214,15 @@ pub(crate) fn audit(ctx: &mut Ctx<'_>, element: Option<&Element<RawAudit>>) -> A
     }
     if let Some(n) = integer(ctx, raw.queue.as_ref(), &e.field("queue"), 1, 1 << 24) {
         out.queue = n as usize;
+    }
+    if let Some(n) = integer(
+        ctx,
+        raw.read_page_bytes.as_ref(),
+        &e.field("read_page_bytes"),
+        4096,
+        1 << 30,
+    ) {
+        out.read_page_bytes = n as usize;
     }
     if let Some(b) = &raw.bodies {
         let path = e.field("bodies");

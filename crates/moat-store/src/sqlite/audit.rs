@@ -45,7 +45,7 @@ impl AuditStore for SqliteStore {
         }
         // Seqs above i64::MAX cannot be stored, so clamping the bounds loses nothing.
         let (from, to) = (sql_seq_clamped(from_seq), sql_seq_clamped(to_seq));
-        self.with_reader(move |conn| {
+        self.with_reader(super::Read::Query, move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM audit WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq LIMIT ?3"
             ))?;
@@ -63,7 +63,7 @@ impl AuditStore for SqliteStore {
             return Ok(Vec::new());
         }
         let (sql, values) = query_sql(q);
-        self.with_reader(move |conn| {
+        self.with_reader(super::Read::Query, move |conn| {
             // Only the filters set appear in the SQL, so each query can use its best index; the
             // statement cache (LRU) keeps the shapes in use.
             let mut stmt = conn.prepare_cached(&sql)?;
@@ -80,8 +80,10 @@ impl AuditStore for SqliteStore {
         budget: PageBudget,
     ) -> Result<AuditPage, StoreError> {
         let q = q.clone();
-        self.with_reader(move |conn| super::audit_page::page(conn, &q, budget))
-            .await
+        self.with_reader(super::Read::Query, move |conn| {
+            super::audit_page::page(conn, &q, budget)
+        })
+        .await
     }
 
     async fn drop_audit_through(&self, checkpoint: &StoredCheckpoint) -> Result<u64, StoreError> {
@@ -92,7 +94,7 @@ impl AuditStore for SqliteStore {
     }
 
     async fn audit_checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
-        self.with_reader(|conn| {
+        self.with_reader(super::Read::Query, |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT seq, hash, ts_ms, json FROM audit_checkpoints ORDER BY seq",
             )?;
@@ -115,7 +117,7 @@ impl AuditStore for SqliteStore {
     }
 
     async fn audit_bounds(&self) -> Result<Option<AuditBounds>, StoreError> {
-        self.with_reader(|conn| {
+        self.with_reader(super::Read::Query, |conn| {
             // COUNT(*) walks the smallest index: linear in the records kept, which is why
             // verification asks for it once, not per page.
             let (first, last, count): (Option<i64>, Option<i64>, i64) = conn.query_row(

@@ -3,8 +3,11 @@
 //! In WAL mode readers never block the writer and the writer never blocks readers: each read
 //! transaction sees the last commit before it began. One connection behind one mutex made every
 //! key lookup queue behind audit appends and admin queries (four looping viewer queries took
-//! key lookups to a p50 of 0.5 s), so key lookups and admin and audit reads take a connection of
-//! their own from this pool and the writer's connection serves only writes.
+//! key lookups to a p50 of 0.5 s), so reads take a read-only connection of their own and the
+//! writer's connection serves only writes. Reads come in two pools, so that no number of admin
+//! queries can hold every connection a key lookup needs: [`LOOKUP_READERS`] connections for
+//! key lookups by id (virtual and admin keys, on every request whose key is not cached), and
+//! [`QUERY_READERS`] for listings and audit reads (the admin API, `moat audit`).
 //!
 //! The pool is a fixed set of connections opened with the store (so a file that cannot be read
 //! fails at start, not at the first lookup), handed out under a mutex and a condition variable.
@@ -18,8 +21,44 @@ use std::path::Path;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// Read-only connections a file store opens.
-pub const READERS: usize = 4;
+/// Read-only connections a file store opens for key lookups.
+pub const LOOKUP_READERS: usize = 2;
+/// Read-only connections a file store opens for listings and audit reads; more such reads at
+/// once wait for one.
+pub const QUERY_READERS: usize = 2;
+
+/// Which pool a read takes its connection from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Read {
+    /// One key by id: short, on the request path.
+    Lookup,
+    /// Listings and audit pages: longer, off the request path.
+    Query,
+}
+
+/// The two pools of a file store.
+pub(super) struct Readers {
+    lookups: ReadPool,
+    queries: ReadPool,
+}
+
+impl Readers {
+    /// Opens both pools on the database at `path`.
+    pub(super) fn open(path: &Path) -> Result<Readers, StoreError> {
+        Ok(Readers {
+            lookups: ReadPool::open(path, LOOKUP_READERS)?,
+            queries: ReadPool::open(path, QUERY_READERS)?,
+        })
+    }
+
+    /// The pool for `read`.
+    pub(super) fn pool(&self, read: Read) -> &ReadPool {
+        match read {
+            Read::Lookup => &self.lookups,
+            Read::Query => &self.queries,
+        }
+    }
+}
 
 /// The longest a read waits for a free connection before it fails.
 const WAIT: Duration = Duration::from_secs(10);
@@ -136,7 +175,7 @@ mod tests {
             let records = store.audit_range(1, 3, 10).await.unwrap();
             (k1.is_some(), k2.is_none(), records.len())
         };
-        let seen = tokio::time::timeout(Duration::from_secs(10), reads).await;
+        let seen = tokio::time::timeout(Duration::from_secs(20), reads).await;
         release_tx.send(()).unwrap();
         assert_eq!(seen.expect("reads wait for the writer"), (true, true, 3));
         writer.await.unwrap().unwrap();
@@ -148,7 +187,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("moat.db")).unwrap();
         let err = store
-            .with_reader(|conn| {
+            .with_reader(super::Read::Query, |conn| {
                 conn.execute("DELETE FROM keys", [])?;
                 Ok(())
             })
