@@ -78,6 +78,13 @@ impl SqliteStore {
         self
     }
 
+    /// This store with every read on the writer's connection, as before the read pools: for
+    /// benchmarks that compare the two (`moat-bench --bin store-reads`).
+    pub fn without_read_pools(mut self) -> Self {
+        self.readers = None;
+        self
+    }
+
     async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
