@@ -89,7 +89,8 @@ pub async fn verify(args: AuditVerifyArgs) -> anyhow::Result<ExitCode> {
 ///
 /// Like the admin API, a read of bodies is itself recorded: before a page that holds a kept body
 /// is printed, a `read` record naming the reader (`--as`, else the OS user), role `cli`, the
-/// command line and the page's seqs is appended to the log and committed.
+/// command line and the page's seqs is appended to the log and committed. The export covers the
+/// log up to its last record when the command starts.
 pub async fn export(args: AuditExportArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config)?;
     let store = open_store(&config)?;
@@ -104,8 +105,12 @@ pub async fn export(args: AuditExportArgs) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut written = 0u64;
+    // The log as it stands now: the export's own read records, appended as it goes, are not
+    // part of it.
+    let through = store.audit_tail().await?.map_or(0, |t| t.seq);
     loop {
-        let page = store.query_audit(&query).await?;
+        let mut page = store.query_audit(&query).await?;
+        page.retain(|r| r.seq <= through);
         let Some(last) = page.last().map(|r| r.seq) else {
             break;
         };
