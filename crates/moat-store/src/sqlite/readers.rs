@@ -93,13 +93,14 @@ impl ReadPool {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.take()?;
-        let out = f(&mut conn);
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.push(conn);
-            self.freed.notify_one();
+        let mut lease = Lease {
+            pool: self,
+            conn: Some(self.take()?),
+        };
+        match lease.conn.as_mut() {
+            Some(conn) => f(conn),
+            None => Err(StoreError::Worker("read connection lost".into())),
         }
-        out
     }
 
     fn take(&self) -> Result<Connection, StoreError> {
@@ -122,6 +123,22 @@ impl ReadPool {
                 .wait_timeout(idle, left)
                 .map_err(|_| poisoned())?
                 .0;
+        }
+    }
+}
+
+/// A connection taken from the pool, put back when dropped (also if the read panics, so the
+/// pool never shrinks).
+struct Lease<'a> {
+    pool: &'a ReadPool,
+    conn: Option<Connection>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let (Some(conn), Ok(mut idle)) = (self.conn.take(), self.pool.idle.lock()) {
+            idle.push(conn);
+            self.pool.freed.notify_one();
         }
     }
 }
