@@ -29,5 +29,5 @@ pub use export::Export;
 pub use record::{
     AuditRecord, Circuit, Decision, Incident, ReadInfo, RecordKind, Route, SeqRange, Timings, Usage,
 };
-pub use redact::{redact, redact_json, redact_sse, Finding, Kind};
+pub use redact::{redact, redact_json, redact_json_text, redact_sse, Finding, Kind};
 pub use verify::{verify, verify_fallible, Anchor, Broken, BrokenReason, Head, Report};

@@ -22,6 +22,7 @@
 
 mod patterns;
 mod sse;
+mod text;
 
 use std::fmt;
 use std::ops::Range;
@@ -33,6 +34,7 @@ use serde_json::Value;
 
 use patterns::{Pattern, PATTERNS};
 pub use sse::redact_sse;
+pub use text::redact_json_text;
 
 /// What a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

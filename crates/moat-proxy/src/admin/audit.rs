@@ -242,6 +242,9 @@ fn shape(row: &StoredAudit, role: AdminRole) -> Result<Shaped, serde_json::Error
     // Field by field: a body may nest deeper than a tree can, the other fields cannot.
     let fields = RawObject::parse(&row.json)?;
     let mut record = serde_json::Map::with_capacity(fields.fields.len() + 1);
+    // Shaped bodies stay JSON text (a tree of a large body takes tens of times its size); their
+    // place in `record` is held by a null.
+    let mut bodies: Vec<(String, Box<RawValue>)> = Vec::new();
     let mut shows_body = false;
     for (name, raw) in &fields.fields {
         let value = if BODIES.contains(&name.as_ref()) {
@@ -250,7 +253,8 @@ fn shape(row: &StoredAudit, role: AdminRole) -> Result<Shaped, serde_json::Error
             }
             let (body, full) = redact_body(raw)?;
             shows_body |= full;
-            body
+            bodies.push((name.to_string(), body));
+            Value::Null
         } else {
             tree_or_text(raw)
         };
@@ -262,37 +266,58 @@ fn shape(row: &StoredAudit, role: AdminRole) -> Result<Shaped, serde_json::Error
         }
     }
     record.insert("redacted".into(), Value::Bool(true));
+    let mut text = String::from("{");
+    for (name, value) in &record {
+        if text.len() > 1 {
+            text.push(',');
+        }
+        text.push_str(&serde_json::to_string(name)?);
+        text.push(':');
+        match bodies.iter().find(|(body, _)| body == name) {
+            Some((_, body)) => text.push_str(body.get()),
+            None => text.push_str(&serde_json::to_string(value)?),
+        }
+    }
+    text.push('}');
     Ok(Shaped {
         seq: row.seq,
         shows_body,
-        json: serde_json::value::to_raw_value(&record)?,
+        json: RawValue::from_string(text)?,
     })
 }
 
 /// What the auditor sees of a body (`{"full": ...}`, `{"sha256": ...}` or `{"omitted": true}`),
-/// and whether it is a kept one. A kept body is redacted: a streamed answer's transcript across
-/// its events, JSON in its strings, keys and numbers, and a body too deep for a tree as text.
-fn redact_body(raw: &RawValue) -> Result<(Value, bool), serde_json::Error> {
+/// and whether it is a kept one. A kept body is redacted as text, without a tree: a streamed
+/// answer's transcript across its events, JSON in its strings, keys and numbers, and a body too
+/// deep for a tree as its text, marked `as_text`.
+fn redact_body(raw: &RawValue) -> Result<(Box<RawValue>, bool), serde_json::Error> {
     let body = RawObject::parse(raw.get())?;
     let Some(full) = body.get("full") else {
-        return Ok((tree_or_text(raw), false));
+        return Ok((serde_json::value::to_raw_value(&tree_or_text(raw))?, false));
     };
     let mut out = serde_json::Map::new();
     if nesting_depth(full.get()) > MAX_TREE_DEPTH {
         let text = moat_audit::redact(full.get()).0;
         out.insert("full".into(), Value::String(text));
         out.insert("as_text".into(), Value::String(too_deep()));
-        return Ok((Value::Object(out), true));
+        return Ok((serde_json::value::to_raw_value(&out)?, true));
     }
-    let value = match serde_json::from_str::<Value>(full.get())? {
-        Value::String(text) => match moat_audit::redact_sse(&text) {
-            Some(redacted) => Value::String(redacted),
-            None => moat_audit::redact_json(Value::String(text)),
-        },
-        other => moat_audit::redact_json(other),
+    if full.get().starts_with('"') {
+        // A body that is not JSON, or a stream's transcript: one string.
+        let text: String = serde_json::from_str(full.get())?;
+        let redacted = moat_audit::redact_sse(&text).unwrap_or_else(|| moat_audit::redact(&text).0);
+        out.insert("full".into(), Value::String(redacted));
+        return Ok((serde_json::value::to_raw_value(&out)?, true));
+    }
+    let redacted = match moat_audit::redact_json_text(full.get()) {
+        Some(text) => RawValue::from_string(text)?,
+        // Stored bodies are valid JSON; were one not, it is shown as redacted text.
+        None => serde_json::value::to_raw_value(&moat_audit::redact(full.get()).0)?,
     };
-    out.insert("full".into(), value);
-    Ok((Value::Object(out), true))
+    Ok((
+        RawValue::from_string(format!("{{\"full\":{}}}", redacted.get()))?,
+        true,
+    ))
 }
 
 /// `raw` as a tree, or, nested deeper than a tree may be (only in a hand-edited record), as its
