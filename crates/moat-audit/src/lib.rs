@@ -11,6 +11,7 @@
 //! - [`keys`]: [`AuditKeys`], the store's Ed25519 audit key and the digest and pseudonym keys
 //!   derived from it.
 //! - [`export`]: the JSON Lines export, a superset of the detector's trace format.
+//! - [`raw`]: a stored record's fields as raw JSON text, and how deeply a value nests.
 //! - [`redact`](mod@redact): e-mail addresses, phone numbers, card numbers, secrets and IP addresses out of
 //!   text and JSON bodies, for the `auditor` role.
 
@@ -21,6 +22,7 @@ pub mod clip;
 pub mod export;
 mod hex;
 pub mod keys;
+pub mod raw;
 pub mod record;
 pub mod redact;
 pub mod verify;
@@ -34,7 +36,7 @@ pub use keys::{parse_public_key, AuditKeys, KeyError, VerifyingKey};
 pub use record::{
     AuditRecord, Circuit, Decision, Incident, ReadInfo, RecordKind, Route, SeqRange, Timings, Usage,
 };
-pub use redact::{redact, redact_json, Finding, Kind};
+pub use redact::{redact, redact_json, redact_json_text, redact_sse, Finding, Kind};
 pub use verify::{
     verify, verify_fallible, verify_witnessed, Anchor, Broken, BrokenReason, Head, Report,
 };

@@ -120,6 +120,67 @@ impl AuditQuery {
     }
 }
 
+/// How much one page of [`AuditStore::audit_page`] may read, and whether it keeps bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageBudget {
+    /// The page ends before the record that would take the stored size of its records (their
+    /// JSON as stored, bodies included) past this many bytes; its first record is returned
+    /// whatever its size. Bounds the memory and time one page takes, whoever reads it.
+    pub max_bytes: usize,
+    /// Whether records keep `request_body` and `response_body`. Without, both fields are removed
+    /// from each record's JSON as it is read (so no body is ever copied out of the store), and
+    /// the record no longer verifies against its hash.
+    pub bodies: bool,
+}
+
+/// One page of [`AuditStore::audit_page`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditPage {
+    /// The records, in seq order.
+    pub rows: Vec<StoredAudit>,
+    /// When more records match (past the query's limit or the page's byte budget): the seq to
+    /// pass as the next query's `after_seq`. `None` when this page holds the last.
+    pub next_after_seq: Option<u64>,
+}
+
+impl AuditPage {
+    /// Fills a page from `rows` (at most `limit + 1` matching records in seq order, each with
+    /// its stored size) within `limit` and `budget`; `json_of` gives a record's JSON, whole or
+    /// without bodies, and is called only for records the page keeps.
+    pub(crate) fn fill<R, E>(
+        rows: impl IntoIterator<Item = (R, usize)>,
+        limit: usize,
+        budget: PageBudget,
+        mut json_of: impl FnMut(R) -> Result<StoredAudit, E>,
+    ) -> Result<AuditPage, E> {
+        let mut page = AuditPage {
+            rows: Vec::new(),
+            next_after_seq: None,
+        };
+        let mut used = 0usize;
+        for (row, size) in rows {
+            let full = page.rows.len() >= limit
+                || (!page.rows.is_empty() && used.saturating_add(size) > budget.max_bytes);
+            if full {
+                page.next_after_seq = page.rows.last().map(|r| r.seq);
+                break;
+            }
+            used = used.saturating_add(size);
+            page.rows.push(json_of(row)?);
+        }
+        Ok(page)
+    }
+}
+
+/// `json` (a stored record) without its `request_body` and `response_body` fields: read
+/// field by field, never as a tree, so a body of any size or depth costs one scan.
+pub fn without_bodies(json: &str) -> Result<String, serde_json::Error> {
+    let mut record = moat_audit::raw::RawObject::parse(json)?;
+    record.remove("request_body");
+    record.remove("response_body");
+    serde_json::to_string(&record)
+}
+
 /// A retention checkpoint: the last dropped record's seq and hash, signed by the caller, so
 /// verification of what remains starts from a trusted link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,6 +292,38 @@ pub trait AuditStore: Send + Sync {
     /// Records matching `q` (see [`AuditQuery::matches`]), in seq order, at most `q.limit`. To
     /// page, pass the last returned seq as the next query's `after_seq`.
     async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<StoredAudit>, StoreError>;
+
+    /// A page of the records matching `q`, in seq order: at most `q.limit`, and within
+    /// `budget` (see [`PageBudget`]), with the cursor of the next page when more match. The
+    /// admin API's reads; the SQLite store reads no body it does not return.
+    async fn audit_page(
+        &self,
+        q: &AuditQuery,
+        budget: PageBudget,
+    ) -> Result<AuditPage, StoreError> {
+        if q.limit == 0 {
+            return Ok(AuditPage {
+                rows: Vec::new(),
+                next_after_seq: None,
+            });
+        }
+        let mut one_more = q.clone();
+        one_more.limit = q.limit.saturating_add(1);
+        let rows = self.query_audit(&one_more).await?;
+        let sized = rows.into_iter().map(|r| {
+            let size = r.json.len();
+            (r, size)
+        });
+        AuditPage::fill(sized, q.limit, budget, |mut row| {
+            if !budget.bodies {
+                row.json = without_bodies(&row.json).map_err(|e| StoreError::Corrupt {
+                    id: format!("audit {}", row.seq),
+                    reason: e.to_string(),
+                })?;
+            }
+            Ok(row)
+        })
+    }
 
     /// Retention: atomically stores `checkpoint` and deletes every record with
     /// `seq <= checkpoint.seq`; returns how many went.

@@ -16,10 +16,11 @@ pub use admin_keys::{
     GeneratedAdminKey, ADMIN_KEY_PREFIX,
 };
 pub use audit::{
-    AuditBounds, AuditQuery, AuditStore, AuditTail, ChainBreak, StoredAudit, StoredCheckpoint,
+    without_bodies, AuditBounds, AuditPage, AuditQuery, AuditStore, AuditTail, ChainBreak,
+    PageBudget, StoredAudit, StoredCheckpoint,
 };
 pub use memory::MemoryStore;
-pub use sqlite::{ServeLock, SqliteStore};
+pub use sqlite::{ServeLock, SqliteStore, LOOKUP_READERS, QUERY_READERS};
 
 use async_trait::async_trait;
 use moat_policy::KeyRecord;

@@ -13,15 +13,25 @@ use std::sync::{Arc, Mutex};
 
 mod admin_keys;
 mod audit;
+mod audit_page;
+mod readers;
 mod serving;
 
 pub use serving::ServeLock;
 
-/// A SQLite database file. Calls run on tokio's blocking pool, one at a time per store; the proxy
-/// caches keys, so this is off the hot path.
+use readers::Read;
+pub use readers::{LOOKUP_READERS, QUERY_READERS};
+
+/// A SQLite database file. Calls run on tokio's blocking pool. Writes go through one connection,
+/// one at a time; a file store also opens read-only connections, which serve key
+/// lookups ([`LOOKUP_READERS`]) and listings and audit reads ([`QUERY_READERS`]) side by side
+/// with the writer (WAL mode lets a read proceed
+/// while a write transaction is open). An in-memory store has only its one connection.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Read-only connections of a file store; `None` for an in-memory one (reads use `conn`).
+    readers: Option<Arc<readers::Readers>>,
     /// Whether audit writes fsync the WAL before returning (`synchronous = FULL` for their
     /// transaction); see [`crate::AuditStore`] on durability.
     audit_fsync: bool,
@@ -37,7 +47,10 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
-        Self::init(conn)
+        let mut store = Self::init(conn)?;
+        // Opened after the migrations, so readers see the current schema.
+        store.readers = Some(Arc::new(readers::Readers::open(path)?));
+        Ok(store)
     }
 
     /// A private in-memory database, for tests.
@@ -55,6 +68,7 @@ impl SqliteStore {
         migrate(&mut conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            readers: None,
             audit_fsync: true,
         })
     }
@@ -64,6 +78,13 @@ impl SqliteStore {
     /// spend and workflows are unaffected either way.
     pub fn with_audit_fsync(mut self, fsync: bool) -> Self {
         self.audit_fsync = fsync;
+        self
+    }
+
+    /// This store with every read on the writer's connection, as before the read pools: for
+    /// benchmarks that compare the two (`moat-bench --bin store-reads`).
+    pub fn without_read_pools(mut self) -> Self {
+        self.readers = None;
         self
     }
 
@@ -81,6 +102,21 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Worker(e.to_string()))?
+    }
+
+    /// Runs a read on a read-only connection of `read`'s pool (the writer's connection for an
+    /// in-memory store), on tokio's blocking pool.
+    async fn with_reader<T, F>(&self, read: Read, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let Some(pool) = self.readers.clone() else {
+            return self.with_conn(f).await;
+        };
+        tokio::task::spawn_blocking(move || pool.pool(read).with(f))
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))?
     }
 }
 
@@ -200,7 +236,7 @@ impl KeyStore for SqliteStore {
 
     async fn get_key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
         let id = id.to_string();
-        self.with_conn(move |conn| {
+        self.with_reader(Read::Lookup, move |conn| {
             let sql = format!("SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1");
             one_row(conn, &sql, &id, key_from_row)
         })
@@ -208,7 +244,7 @@ impl KeyStore for SqliteStore {
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        self.with_conn(|conn| {
+        self.with_reader(Read::Query, |conn| {
             let sql = format!("SELECT {KEY_COLUMNS} FROM keys ORDER BY created_at, id");
             all_rows(conn, &sql, key_from_row)
         })
@@ -337,7 +373,7 @@ impl WorkflowStore for SqliteStore {
     }
 
     async fn list_workflows(&self) -> Result<Vec<WorkflowSpec>, StoreError> {
-        self.with_conn(|conn| {
+        self.with_reader(Read::Query, |conn| {
             let mut stmt = conn.prepare("SELECT name, spec FROM workflows ORDER BY name")?;
             let rows = stmt.query_map([], |row| {
                 Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
@@ -403,6 +439,7 @@ mod tests {
             // Insert through the version-1 schema only (no spend table yet).
             let store = SqliteStore {
                 conn: Arc::new(Mutex::new(Connection::open(&path).unwrap())),
+                readers: None,
                 audit_fsync: true,
             };
             store.insert_key(&key).await.unwrap();

@@ -7,11 +7,11 @@ use crate::cli::{
 use crate::serve::{load_config, open_store};
 use anyhow::{bail, Context};
 use moat_audit::{
-    parse_public_key, verify_witnessed, Anchor, AuditRecord, Checkpoint, Head, SignedHead,
-    VerifyingKey,
+    parse_public_key, verify_witnessed, Anchor, AuditRecord, Chain, Checkpoint, Head, ReadInfo,
+    SeqRange, SignedHead, VerifyingKey,
 };
 use moat_core::Clock;
-use moat_store::{AuditQuery, AuditStore, SqliteStore};
+use moat_store::{AuditQuery, AuditStore, SqliteStore, StoreError, StoredAudit};
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -213,9 +213,16 @@ async fn checked_checkpoints(
 
 /// `moat audit export`: records of a time range (optionally one account, workflow or kind) as
 /// JSON lines that `moat detect replay` reads (requests whose bodies were kept in full).
+///
+/// Like the admin API, a read of bodies is itself recorded: before a page that holds a kept body
+/// is printed, a `read` record naming the reader (`--as`, else the OS user), role `cli`, the
+/// command line and the page's seqs is appended to the log and committed. The export covers the
+/// log up to its last record when the command starts.
 pub async fn export(args: AuditExportArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.config)?;
     let store = open_store(&config)?;
+    let reader = args.reader.clone().unwrap_or_else(os_user);
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut query = AuditQuery::new(PAGE);
     query.from_ms = args.from.map(ms);
     query.to_ms = args.to.map(ms);
@@ -225,14 +232,27 @@ pub async fn export(args: AuditExportArgs) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut written = 0u64;
+    // The log as it stands now: the export's own read records, appended as it goes, are not
+    // part of it.
+    let through = store.audit_tail().await?.map_or(0, |t| t.seq);
     loop {
-        let page = store.query_audit(&query).await?;
+        let mut page = store.query_audit(&query).await?;
+        page.retain(|r| r.seq <= through);
         let Some(last) = page.last().map(|r| r.seq) else {
             break;
         };
-        for row in &page {
-            let record: AuditRecord = serde_json::from_str(&row.json)
-                .with_context(|| format!("record {} is not an audit record", row.seq))?;
+        let records = page
+            .iter()
+            .map(|row| {
+                serde_json::from_str::<AuditRecord>(&row.json)
+                    .with_context(|| format!("record {} is not an audit record", row.seq))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if records.iter().any(shows_body) {
+            let seqs = records.iter().map(|r| r.seq);
+            record_read(&store, &reader, &command, SeqRange::runs(seqs)).await?;
+        }
+        for record in &records {
             writeln!(out, "{}", record.to_export_line())?;
             written += 1;
         }
@@ -299,6 +319,54 @@ pub async fn checkpoint(args: AuditCheckpointArgs) -> anyhow::Result<ExitCode> {
         }
         None => bail!("the audit log is empty"),
     }
+}
+
+/// Whether `record` keeps a body in full.
+fn shows_body(record: &AuditRecord) -> bool {
+    record.request_body.as_full().is_some() || record.response_body.as_full().is_some()
+}
+
+/// The OS user running the command, from the environment; `unknown` if it names none.
+fn os_user() -> String {
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Appends and commits the `read` record of `records`, sealed onto the log's tail. A running
+/// gateway may append between reading the tail and writing: the store then refuses the record
+/// (it does not continue the chain) and it is sealed again on the new tail.
+async fn record_read(
+    store: &SqliteStore,
+    reader: &str,
+    command: &str,
+    records: Vec<SeqRange>,
+) -> anyhow::Result<()> {
+    let n: u128 = rand::random();
+    let read = AuditRecord::read(
+        moat_core::SystemClock.now_ms(),
+        format!("req_{:024x}", n & ((1u128 << 96) - 1)),
+        ReadInfo {
+            reader: reader.to_string(),
+            role: "cli".into(),
+            query: command.to_string(),
+            records,
+        },
+    );
+    for _ in 0..10 {
+        let mut chain = match store.audit_tail().await? {
+            Some(tail) => Chain::resume(tail.seq, tail.hash),
+            None => Chain::start(),
+        };
+        let row = StoredAudit::of(&chain.seal(read.clone()));
+        match store.append_audit(&[row]).await {
+            Ok(()) => return Ok(()),
+            Err(StoreError::AuditChain(_)) => continue,
+            Err(e) => return Err(e).context("cannot record this read in the audit log"),
+        }
+    }
+    bail!("cannot record this read in the audit log: the log keeps moving under it")
 }
 
 /// `moat audit pubkey`: the audit public key, hex or PEM (the key file is generated if absent).

@@ -195,6 +195,10 @@ pub struct AuditExportArgs {
     /// Only records of this kind (`request` for a trace that replays without skipped lines).
     #[arg(long, value_parser = ["request", "read", "incident"])]
     pub kind: Option<String>,
+    /// Who is reading, named in the `read` record each page that prints bodies appends to the
+    /// log; default: the OS user (`$USER`).
+    #[arg(long = "as", value_name = "NAME")]
+    pub reader: Option<String>,
     /// Output format; `jsonl` (one record a line) is the only one.
     #[arg(long, default_value = "jsonl", value_parser = ["jsonl"])]
     pub format: String,

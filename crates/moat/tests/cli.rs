@@ -740,7 +740,9 @@ async fn audit_verify_names_the_first_edited_deleted_inserted_or_reordered_recor
     assert!(out.status.success(), "{said}");
     assert!(said.contains("replayed 6 events (0 skipped)"), "{said}");
 
-    // By kind: the six are requests, there are no reads or incidents, other kinds are refused.
+    // By kind: the six are requests, the two exports of their bodies above (`--account` and
+    // `--kind request`) each left a read record, there are no incidents, other kinds are
+    // refused.
     let lines = |kind: &str| {
         let out = moat()
             .args(["audit", "export", "--kind", kind, "--config"])
@@ -752,7 +754,7 @@ async fn audit_verify_names_the_first_edited_deleted_inserted_or_reordered_recor
             .then(|| String::from_utf8_lossy(&out.stdout).lines().count())
     };
     assert_eq!(lines("request"), Some(6));
-    assert_eq!(lines("read"), Some(0));
+    assert_eq!(lines("read"), Some(2));
     assert_eq!(lines("incident"), Some(0));
     assert_eq!(lines("requests"), None);
 }
@@ -804,15 +806,16 @@ async fn retention_drops_old_records_behind_a_signed_checkpoint_and_verification
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // The head is the export's read record (seq 6), after the five requests.
     assert_eq!(
         (lines[0]["seq"].as_u64(), lines[1]["seq"].as_u64()),
-        (Some(3), Some(5))
+        (Some(3), Some(6))
     );
     // Ed25519: 64 bytes of signature.
     assert_eq!(lines[1]["signature"].as_str().map(str::len), Some(128));
 
     // Pruning everything is refused; a wrong key does not verify the checkpoint.
-    let (ok, _, err) = run(&["audit", "prune", "--through-seq", "5"], &config);
+    let (ok, _, err) = run(&["audit", "prune", "--through-seq", "6"], &config);
     assert!(!ok);
     assert!(err.contains("keep at least the last one"), "{err}");
     let wrong = moat_audit::AuditKeys::from_seed([1; 32]).public_hex();

@@ -21,6 +21,8 @@
 //!   and tokens made only of letters, and passwords.
 
 mod patterns;
+mod sse;
+mod text;
 
 use std::fmt;
 use std::ops::Range;
@@ -31,6 +33,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use patterns::{Pattern, PATTERNS};
+pub use sse::redact_sse;
+pub use text::redact_json_text;
 
 /// What a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -106,7 +110,10 @@ pub fn find(text: &str) -> Vec<Finding> {
     findings
 }
 
-/// `value` with every string in it redacted (object keys are left as they are).
+/// `value` with every string, object key and number in it redacted. A number with a finding in
+/// its digits (a card number written as a JSON number) becomes the marker as a string; a
+/// redacted key that collides with another key of its object gets a ` (2)`, ` (3)`... suffix, so
+/// no field is lost.
 pub fn redact_json(mut value: Value) -> Value {
     redact_in_place(&mut value);
     value
@@ -162,9 +169,28 @@ fn redact_in_place(value: &mut Value) {
                 *s = redacted;
             }
         }
+        Value::Number(n) => {
+            let (redacted, findings) = redact(&n.to_string());
+            if !findings.is_empty() {
+                *value = Value::String(redacted);
+            }
+        }
         Value::Array(items) => items.iter_mut().for_each(redact_in_place),
-        Value::Object(map) => map.values_mut().for_each(redact_in_place),
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        Value::Object(map) => {
+            for (key, mut item) in std::mem::take(map) {
+                redact_in_place(&mut item);
+                let (redacted, findings) = redact(&key);
+                let key = if findings.is_empty() { key } else { redacted };
+                let mut unique = key.clone();
+                let mut n = 1;
+                while map.contains_key(&unique) {
+                    n += 1;
+                    unique = format!("{key} ({n})");
+                }
+                map.insert(unique, item);
+            }
+        }
+        Value::Null | Value::Bool(_) => {}
     }
 }
 
@@ -201,17 +227,44 @@ mod tests {
     }
 
     #[test]
-    fn json_strings_only() {
+    fn json_strings_keys_and_numbers() {
         let v = serde_json::json!({
-            "bob@example.com": ["write to bob@example.com", 4111111111111111u64, null],
-            "n": {"ip": "10.0.0.1"}
+            "bob@example.com": ["write to bob@example.com", 4111111111111111u64, null, 2024],
+            "card_number": 4111111111111111u64,
+            "n": {"ip": "10.0.0.1", "count": 12, "ratio": 0.5}
         });
         assert_eq!(
             redact_json(v),
             serde_json::json!({
-                "bob@example.com": ["write to [REDACTED:email]", 4111111111111111u64, null],
-                "n": {"ip": "[REDACTED:ip]"}
+                "[REDACTED:email]": ["write to [REDACTED:email]", "[REDACTED:card]", null, 2024],
+                "card_number": "[REDACTED:card]",
+                "n": {"ip": "[REDACTED:ip]", "count": 12, "ratio": 0.5}
             })
         );
+    }
+
+    #[test]
+    fn redacted_keys_that_collide_keep_every_field() {
+        let v = serde_json::json!({
+            "a@example.com": 1,
+            "b@example.com": 2,
+            "[REDACTED:email]": 3
+        });
+        let out = redact_json(v);
+        let keys: Vec<&str> = out
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "[REDACTED:email]",
+                "[REDACTED:email] (2)",
+                "[REDACTED:email] (3)"
+            ]
+        );
+        assert_eq!(out["[REDACTED:email] (3)"], 3);
     }
 }

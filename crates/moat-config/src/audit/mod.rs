@@ -132,6 +132,9 @@ pub struct AuditConfig {
     pub signing_key: Option<PathBuf>,
     /// Where signed heads of the chain go, outside the store; `None`: nowhere.
     pub witness: Option<WitnessConfig>,
+    /// The most stored record bytes one page of the admin API's audit reads takes (a page's first
+    /// record is returned whatever its size); default 8 MiB.
+    pub read_page_bytes: usize,
 }
 
 /// `[audit.witness]`: signed heads of the chain, written outside the store so that a later
@@ -150,6 +153,9 @@ pub struct WitnessConfig {
 }
 
 impl AuditConfig {
+    /// `read_page_bytes` by default: 8 MiB.
+    pub const DEFAULT_READ_PAGE_BYTES: usize = 8 << 20;
+
     /// The audit key file: `signing_key`, else the store's path with `.audit-key` appended;
     /// `None` for an in-memory store (its key lives as long as the process, as its records do).
     pub fn signing_key_path(&self, store: &Path) -> Option<PathBuf> {
@@ -179,6 +185,7 @@ impl Default for AuditConfig {
             retention: None,
             signing_key: None,
             witness: None,
+            read_page_bytes: Self::DEFAULT_READ_PAGE_BYTES,
         }
     }
 }
@@ -200,6 +207,7 @@ pub(crate) struct RawAudit {
     pub retention: Option<Any>,
     pub signing_key: Option<Spanned<String>>,
     pub witness: Option<RawWitness>,
+    pub read_page_bytes: Option<Any>,
 }
 
 /// `[audit.witness]` as written.
@@ -287,6 +295,15 @@ pub(crate) fn audit(ctx: &mut Ctx<'_>, element: Option<&Element<RawAudit>>) -> A
         out.commit_timeout,
         Zero::Rejected,
     );
+    if let Some(n) = integer(
+        ctx,
+        raw.read_page_bytes.as_ref(),
+        &e.field("read_page_bytes"),
+        4096,
+        1 << 30,
+    ) {
+        out.read_page_bytes = n as usize;
+    }
     if let Some(b) = &raw.bodies {
         let path = e.field("bodies");
         let mut one = |v: &Option<Spanned<String>>, key: &str, into: &mut BodyPolicy| {

@@ -12,6 +12,17 @@
 //!   `{"omitted": true}`, which would claim the log kept no body), the personal metadata fields
 //!   are pseudonymised as for the auditor, and the record gains `"redacted": true`.
 //!
+//! A body nested deeper than a JSON tree may be (`serde_json`'s limit, 127 levels) is shown to
+//! the auditor as text: `{"full": "<the body's JSON text, redacted as text>", "as_text":
+//! "nested deeper than 127 levels"}`. Records are read field by field (never parsed into one
+//! tree), so such a record, and every page holding it, reads fine for every role. A streamed
+//! answer (kept as its SSE transcript) is redacted across events (`moat_audit::redact_sse`).
+//!
+//! Pages are read and shaped on blocking threads, not on the async workers, and hold at most
+//! `audit.read_page_bytes` of stored records (the first whatever its size): past it, the page
+//! ends early and `next_after_seq` continues it. A viewer's records are read without their
+//! bodies, which never leave the store.
+//!
 //! An answer that shows at least one kept body (admin, security, auditor) appends a `read`
 //! record before it is sent (`audit.durability = "sync"`: committed before it is sent) naming
 //! the admin key, its role, the path and query, and the seqs returned. Viewer answers are not
@@ -26,8 +37,9 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode, Uri};
+use moat_audit::raw::{nesting_depth, RawObject, MAX_TREE_DEPTH};
 use moat_audit::{AuditRecord, ReadInfo, SeqRange};
-use moat_store::{AdminRole, AuditQuery, StoredAudit};
+use moat_store::{AdminRole, AuditQuery, PageBudget, StoredAudit};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -85,29 +97,23 @@ pub(crate) async fn list(
         Ok(p) => p,
         Err(e) => return bad_request(&e.body_text()),
     };
-    let mut query = match to_query(params) {
+    let query = match to_query(params) {
         Ok(q) => q,
         Err(message) => return bad_request(&message),
     };
     let Some(store) = state.audit_store.clone() else {
         return no_log();
     };
-    let limit = query.limit;
-    // One more than asked tells whether another page follows.
-    query.limit = limit.saturating_add(1);
-    let mut rows = match store.query_audit(&query).await {
-        Ok(rows) => rows,
+    let page = match store.audit_page(&query, budget(&state, caller.role)).await {
+        Ok(page) => page,
         Err(e) => return unavailable(&e),
     };
-    let next_after_seq = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(|r| r.seq)
-    } else {
-        None
-    };
-    let shaped = match shape_all(&rows, caller.role, pseudonyms(&state)) {
+    let role = caller.role;
+    let keys = pseudonyms(&state).cloned();
+    let next_after_seq = page.next_after_seq;
+    let shaped = match off_workers(move || shape_all(&page.rows, role, keys.as_ref())).await {
         Ok(s) => s,
-        Err(seq) => return unreadable(seq),
+        Err(r) => return *r,
     };
     let request_id = record_read(&state, &caller, &uri, &shaped).await;
     let page = Page {
@@ -117,7 +123,10 @@ pub(crate) async fn list(
         data: shaped.into_iter().map(|s| s.json).collect(),
         next_after_seq,
     };
-    answer(&page, request_id)
+    match off_workers(move || Ok(serialize(&page))).await {
+        Ok(bytes) => answer_bytes(bytes, request_id),
+        Err(r) => *r,
+    }
 }
 
 /// `GET /admin/v1/audit/{seq}`: one record, shaped by role; 404 if the log does not keep it.
@@ -133,22 +142,55 @@ pub(crate) async fn one(
     let Some(store) = state.audit_store.clone() else {
         return no_log();
     };
-    let rows = match store.audit_range(seq, seq, 1).await {
-        Ok(rows) => rows,
+    let mut query = AuditQuery::new(1);
+    query.after_seq = seq.checked_sub(1);
+    let rows = match store.audit_page(&query, budget(&state, caller.role)).await {
+        Ok(page) => page.rows,
         Err(e) => return unavailable(&e),
     };
-    if rows.is_empty() {
+    if rows.first().is_none_or(|r| r.seq != seq) {
         let message = format!("the audit log keeps no record {seq}");
         return error(StatusCode::NOT_FOUND, "not_found_error", &message);
     }
-    let mut shaped = match shape_all(&rows, caller.role, pseudonyms(&state)) {
+    let role = caller.role;
+    let keys = pseudonyms(&state).cloned();
+    let mut shaped = match off_workers(move || shape_all(&rows, role, keys.as_ref())).await {
         Ok(s) => s,
-        Err(seq) => return unreadable(seq),
+        Err(r) => return *r,
     };
     let request_id = record_read(&state, &caller, &uri, &shaped).await;
     match shaped.pop() {
         Some(record) => answer(&record.json, request_id),
         None => error(StatusCode::NOT_FOUND, "not_found_error", "no such record"),
+    }
+}
+
+/// What one page of `role`'s reads may hold: `audit.read_page_bytes`, and bodies unless the
+/// role sees none (a viewer's records are read without them).
+fn budget(state: &AppState, role: AdminRole) -> PageBudget {
+    PageBudget {
+        max_bytes: state.config.audit.read_page_bytes,
+        bodies: role != AdminRole::Viewer,
+    }
+}
+
+/// Runs `f` (parsing, redacting, serializing a page: CPU work proportional to its bytes) on a
+/// blocking thread, so the async workers keep serving requests and health checks meanwhile.
+/// `Err(seq)` from `f` is a record that cannot be read.
+async fn off_workers<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, u64> + Send + 'static,
+) -> Result<T, Box<Response>> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(seq)) => Err(Box::new(unreadable(seq))),
+        Err(e) => {
+            tracing::error!(error = %e, "an audit read failed");
+            Err(Box::new(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal error",
+            )))
+        }
     }
 }
 
@@ -202,7 +244,8 @@ fn shape(
     pseudonyms: Option<&moat_audit::AuditKeys>,
 ) -> Result<Shaped, serde_json::Error> {
     if !redacts(role) {
-        // Parsed only to tell whether it holds a body; what is sent is the stored text.
+        // Parsed only to tell whether it holds a body (bodies stay raw text, so any depth
+        // parses); what is sent is the stored text.
         let record: AuditRecord = serde_json::from_str(&row.json)?;
         let shows_body =
             record.request_body.as_full().is_some() || record.response_body.as_full().is_some();
@@ -212,33 +255,107 @@ fn shape(
             json: RawValue::from_string(row.json.clone())?,
         });
     }
-    let mut value: Value = serde_json::from_str(&row.json)?;
+    // Field by field: a body may nest deeper than a tree can, the other fields cannot.
+    let fields = RawObject::parse(&row.json)?;
+    let mut record = serde_json::Map::with_capacity(fields.fields.len() + 1);
+    // Shaped bodies stay JSON text (a tree of a large body takes tens of times its size); their
+    // place in `record` is held by a null.
+    let mut bodies: Vec<(String, Box<RawValue>)> = Vec::new();
     let mut shows_body = false;
-    if let Value::Object(record) = &mut value {
-        for field in BODIES {
+    for (name, raw) in &fields.fields {
+        let value = if BODIES.contains(&name.as_ref()) {
             if role == AdminRole::Viewer {
-                record.remove(field);
-            } else if let Some(full) = record.get_mut(field).and_then(|b| b.get_mut("full")) {
-                *full = moat_audit::redact_json(full.take());
-                shows_body = true;
+                continue;
             }
-        }
-        for field in PERSONAL {
-            if let Some(value) = record.get_mut(field) {
-                // A keyed pseudonym: equal values still correlate, the value itself is hidden.
-                *value = match (pseudonyms, value.as_str()) {
-                    (Some(keys), Some(text)) => Value::String(keys.pseudonym(field, text)),
-                    _ => moat_audit::redact_json(value.take()),
-                };
-            }
-        }
-        record.insert("redacted".into(), Value::Bool(true));
+            let (body, full) = redact_body(raw)?;
+            shows_body |= full;
+            bodies.push((name.to_string(), body));
+            Value::Null
+        } else {
+            tree_or_text(raw)
+        };
+        record.insert(name.to_string(), value);
     }
+    for field in PERSONAL {
+        if let Some(value) = record.get_mut(field) {
+            // A keyed pseudonym: equal values still correlate, the value itself is hidden.
+            *value = match (pseudonyms, value.as_str()) {
+                (Some(keys), Some(text)) => Value::String(keys.pseudonym(field, text)),
+                _ => moat_audit::redact_json(value.take()),
+            };
+        }
+    }
+    record.insert("redacted".into(), Value::Bool(true));
+    let mut text = String::from("{");
+    for (name, value) in &record {
+        if text.len() > 1 {
+            text.push(',');
+        }
+        text.push_str(&serde_json::to_string(name)?);
+        text.push(':');
+        match bodies.iter().find(|(body, _)| body == name) {
+            Some((_, body)) => text.push_str(body.get()),
+            None => text.push_str(&serde_json::to_string(value)?),
+        }
+    }
+    text.push('}');
     Ok(Shaped {
         seq: row.seq,
         shows_body,
-        json: serde_json::value::to_raw_value(&value)?,
+        json: RawValue::from_string(text)?,
     })
+}
+
+/// What the auditor sees of a body (`{"full": ...}`, `{"sha256": ...}` or `{"omitted": true}`),
+/// and whether it is a kept one. A kept body is redacted as text, without a tree: a streamed
+/// answer's transcript across its events, JSON in its strings, keys and numbers, and a body too
+/// deep for a tree as its text, marked `as_text`.
+fn redact_body(raw: &RawValue) -> Result<(Box<RawValue>, bool), serde_json::Error> {
+    let body = RawObject::parse(raw.get())?;
+    let Some(full) = body.get("full") else {
+        return Ok((serde_json::value::to_raw_value(&tree_or_text(raw))?, false));
+    };
+    let mut out = serde_json::Map::new();
+    if nesting_depth(full.get()) > MAX_TREE_DEPTH {
+        let text = moat_audit::redact(full.get()).0;
+        out.insert("full".into(), Value::String(text));
+        out.insert("as_text".into(), Value::String(too_deep()));
+        return Ok((serde_json::value::to_raw_value(&out)?, true));
+    }
+    if full.get().starts_with('"') {
+        // A body that is not JSON, or a stream's transcript: one string.
+        let text: String = serde_json::from_str(full.get())?;
+        let redacted = moat_audit::redact_sse(&text).unwrap_or_else(|| moat_audit::redact(&text).0);
+        out.insert("full".into(), Value::String(redacted));
+        return Ok((serde_json::value::to_raw_value(&out)?, true));
+    }
+    let redacted = match moat_audit::redact_json_text(full.get()) {
+        Some(text) => RawValue::from_string(text)?,
+        // Stored bodies are valid JSON; were one not, it is shown as redacted text.
+        None => serde_json::value::to_raw_value(&moat_audit::redact(full.get()).0)?,
+    };
+    Ok((
+        RawValue::from_string(format!("{{\"full\":{}}}", redacted.get()))?,
+        true,
+    ))
+}
+
+/// `raw` as a tree, or, nested deeper than a tree may be (only in a hand-edited record), as its
+/// text with a marker.
+fn tree_or_text(raw: &RawValue) -> Value {
+    if nesting_depth(raw.get()) <= MAX_TREE_DEPTH {
+        if let Ok(value) = serde_json::from_str(raw.get()) {
+            return value;
+        }
+    }
+    let mut out = serde_json::Map::new();
+    out.insert("text".into(), Value::String(raw.get().to_string()));
+    out.insert("as_text".into(), Value::String(too_deep()));
+    Value::Object(out)
+}
+
+fn too_deep() -> String {
+    format!("nested deeper than {MAX_TREE_DEPTH} levels")
 }
 
 /// Appends the `read` record of an answer that shows bodies; returns its request id. In `sync`
@@ -317,16 +434,23 @@ fn unix_ms(name: &str, text: &str) -> Result<i64, String> {
 }
 
 fn answer(body: &impl Serialize, request_id: Option<String>) -> Response {
-    let bytes = match serde_json::to_vec(body) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot serialize an audit answer");
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "internal error",
-            );
-        }
+    answer_bytes(serialize(body), request_id)
+}
+
+/// `body` as JSON, or `None` (logged) if it cannot be serialized.
+fn serialize(body: &impl Serialize) -> Option<Vec<u8>> {
+    serde_json::to_vec(body)
+        .map_err(|e| tracing::error!(error = %e, "cannot serialize an audit answer"))
+        .ok()
+}
+
+fn answer_bytes(bytes: Option<Vec<u8>>, request_id: Option<String>) -> Response {
+    let Some(bytes) = bytes else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal error",
+        );
     };
     let mut r = (StatusCode::OK, bytes).into_response();
     r.headers_mut().insert(
@@ -449,6 +573,68 @@ mod tests {
         }
         let admin = shape(&row, AdminRole::Admin, Some(&keys)).unwrap();
         assert_eq!(admin.json.get(), stored);
+    }
+
+    #[test]
+    fn a_body_too_deep_for_a_tree_reads_for_every_role() {
+        for depth in [129, 10_000] {
+            let deep = format!(
+                "{}\"bob@example.com\"{}",
+                "[".repeat(depth),
+                "]".repeat(depth)
+            );
+            let stored = record(deep.as_bytes());
+            assert!(
+                serde_json::from_str::<Value>(&stored).is_err(),
+                "too deep for a tree"
+            );
+            let row = row(&stored);
+            for role in [AdminRole::Admin, AdminRole::Security] {
+                assert_eq!(shape(&row, role, None).unwrap().json.get(), stored);
+            }
+            let auditor = shape(&row, AdminRole::Auditor, None).unwrap();
+            assert!(auditor.shows_body);
+            let auditor: Value = serde_json::from_str(auditor.json.get()).unwrap();
+            let body = &auditor["request_body"];
+            assert_eq!(body["as_text"], "nested deeper than 127 levels");
+            let text = body["full"].as_str().unwrap();
+            assert!(
+                text.starts_with("[[[") && text.contains("[REDACTED:email]"),
+                "{depth}"
+            );
+            assert!(!text.contains("bob@"));
+            let viewer: Value =
+                serde_json::from_str(shape(&row, AdminRole::Viewer, None).unwrap().json.get())
+                    .unwrap();
+            assert!(viewer.get("request_body").is_none());
+        }
+    }
+
+    #[test]
+    fn the_auditor_sees_keys_numbers_and_streams_redacted() {
+        let request = br#"{"card_number":4111111111111111,"jane.roe@example.com":"x"}"#;
+        let mut r = AuditRecord::request(1, "req_1", 200);
+        r.request_body = moat_audit::Body::full(request);
+        let sse = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"write to jane.r\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"oe@example.com\"}}]}\n\n",
+            "data: [DONE]\n\n"
+        );
+        r.response_body = moat_audit::Body::full(sse.as_bytes());
+        let row = row(&serde_json::to_string(&r).unwrap());
+        let shaped = shape(&row, AdminRole::Auditor, None).unwrap();
+        let text = shaped.json.get();
+        for leak in ["4111111111111111", "jane.roe", "jane.r", "oe@example.com"] {
+            assert!(!text.contains(leak), "{leak} in {text}");
+        }
+        let auditor: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            auditor["request_body"]["full"],
+            serde_json::json!({"card_number": "[REDACTED:card]", "[REDACTED:email]": "x"})
+        );
+        let stream = auditor["response_body"]["full"].as_str().unwrap();
+        assert!(stream.contains("write to [REDACTED:email]"), "{stream}");
+        assert!(stream.ends_with("data: [DONE]\n\n"), "{stream}");
     }
 
     #[test]

@@ -35,7 +35,7 @@ impl AdminKeyStore for SqliteStore {
 
     async fn get_admin_key(&self, id: &str) -> Result<Option<AdminKeyRecord>, StoreError> {
         let id = id.to_string();
-        self.with_conn(move |conn| {
+        self.with_reader(super::Read::Lookup, move |conn| {
             let sql = format!("SELECT {COLUMNS} FROM admin_keys WHERE id = ?1");
             super::one_row(conn, &sql, &id, from_row)
         })
@@ -43,7 +43,7 @@ impl AdminKeyStore for SqliteStore {
     }
 
     async fn list_admin_keys(&self) -> Result<Vec<AdminKeyRecord>, StoreError> {
-        self.with_conn(|conn| {
+        self.with_reader(super::Read::Query, |conn| {
             let sql = format!("SELECT {COLUMNS} FROM admin_keys ORDER BY created_at, id");
             super::all_rows(conn, &sql, from_row)
         })

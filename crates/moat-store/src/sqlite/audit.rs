@@ -8,13 +8,14 @@
 use super::SqliteStore;
 use crate::audit::{check_batch, check_checkpoint};
 use crate::{
-    AuditBounds, AuditQuery, AuditStore, AuditTail, StoreError, StoredAudit, StoredCheckpoint,
+    AuditBounds, AuditPage, AuditQuery, AuditStore, AuditTail, PageBudget, StoreError, StoredAudit,
+    StoredCheckpoint,
 };
 use async_trait::async_trait;
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "seq, ts_ms, kind, request_id, key_id, account, workflow, status, decisions, prev_hash, hash, json";
 
 #[async_trait]
@@ -44,7 +45,7 @@ impl AuditStore for SqliteStore {
         }
         // Seqs above i64::MAX cannot be stored, so clamping the bounds loses nothing.
         let (from, to) = (sql_seq_clamped(from_seq), sql_seq_clamped(to_seq));
-        self.with_conn(move |conn| {
+        self.with_reader(super::Read::Query, move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM audit WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq LIMIT ?3"
             ))?;
@@ -62,13 +63,25 @@ impl AuditStore for SqliteStore {
             return Ok(Vec::new());
         }
         let (sql, values) = query_sql(q);
-        self.with_conn(move |conn| {
+        self.with_reader(super::Read::Query, move |conn| {
             // Only the filters set appear in the SQL, so each query can use its best index; the
             // statement cache (LRU) keeps the shapes in use.
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(params_from_iter(values), |row| Ok(audit_from_row(row)))?;
             rows.map(|r| r.map_err(StoreError::from).and_then(|a| a))
                 .collect()
+        })
+        .await
+    }
+
+    async fn audit_page(
+        &self,
+        q: &AuditQuery,
+        budget: PageBudget,
+    ) -> Result<AuditPage, StoreError> {
+        let q = q.clone();
+        self.with_reader(super::Read::Query, move |conn| {
+            super::audit_page::page(conn, &q, budget)
         })
         .await
     }
@@ -81,7 +94,7 @@ impl AuditStore for SqliteStore {
     }
 
     async fn audit_checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
-        self.with_conn(|conn| {
+        self.with_reader(super::Read::Query, |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT seq, hash, ts_ms, json FROM audit_checkpoints ORDER BY seq",
             )?;
@@ -104,7 +117,7 @@ impl AuditStore for SqliteStore {
     }
 
     async fn audit_bounds(&self) -> Result<Option<AuditBounds>, StoreError> {
-        self.with_conn(|conn| {
+        self.with_reader(super::Read::Query, |conn| {
             // COUNT(*) walks the smallest index: linear in the records kept, which is why
             // verification asks for it once, not per page.
             let (first, last, count): (Option<i64>, Option<i64>, i64) = conn.query_row(
@@ -222,6 +235,11 @@ fn tail(conn: &Connection) -> Result<Option<AuditTail>, StoreError> {
 /// The SELECT for `q` (whose limit is not 0) with only the filters that are set, and its
 /// parameters in order.
 fn query_sql(q: &AuditQuery) -> (String, Vec<Value>) {
+    query_sql_of(q, COLUMNS)
+}
+
+/// As [`query_sql`], selecting `columns`.
+pub(super) fn query_sql_of(q: &AuditQuery, columns: &str) -> (String, Vec<Value>) {
     let mut clauses: Vec<&str> = Vec::new();
     let mut values: Vec<Value> = Vec::new();
     let mut push = |clause, value| {
@@ -262,12 +280,21 @@ fn query_sql(q: &AuditQuery) -> (String, Vec<Value>) {
     };
     values.push(Value::Integer(sql_limit(q.limit)));
     (
-        format!("SELECT {COLUMNS} FROM audit {filter} ORDER BY seq LIMIT ?"),
+        format!("SELECT {columns} FROM audit {filter} ORDER BY seq LIMIT ?"),
         values,
     )
 }
 
 fn audit_from_row(row: &rusqlite::Row<'_>) -> Result<StoredAudit, StoreError> {
+    let json = row.get(11)?;
+    audit_with_json(row, json)
+}
+
+/// The record of `row` (the first eleven of [`COLUMNS`]) with `json` as its document.
+pub(super) fn audit_with_json(
+    row: &rusqlite::Row<'_>,
+    json: String,
+) -> Result<StoredAudit, StoreError> {
     let seq: i64 = row.get(0)?;
     let corrupt = |reason: &str| StoreError::Corrupt {
         id: format!("audit {seq}"),
@@ -288,19 +315,19 @@ fn audit_from_row(row: &rusqlite::Row<'_>) -> Result<StoredAudit, StoreError> {
             .map_err(|_| corrupt("decisions is not a JSON list of strings"))?,
         prev_hash: row.get(9)?,
         hash: row.get(10)?,
-        json: row.get(11)?,
+        json,
     })
 }
 
 /// `seq` as SQLite's signed integer; a seq past i64::MAX (2^63 records) cannot be stored.
-fn sql_seq(seq: u64) -> Result<i64, StoreError> {
+pub(super) fn sql_seq(seq: u64) -> Result<i64, StoreError> {
     i64::try_from(seq).map_err(|_| StoreError::Corrupt {
         id: format!("audit {seq}"),
         reason: "seq is beyond SQLite's integer range".into(),
     })
 }
 
-fn sql_seq_clamped(seq: u64) -> i64 {
+pub(super) fn sql_seq_clamped(seq: u64) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)
 }
 

@@ -120,6 +120,7 @@ mod tests {
         let store = SqliteStore {
             conn: std::sync::Arc::new(std::sync::Mutex::new(conn)),
             audit_fsync: true,
+            readers: None,
         };
         assert!(matches!(
             store.check_writable().await,
