@@ -20,30 +20,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn write_config(dir: &Path, openai_url: &str, extra: &str) -> PathBuf {
-    let path = dir.join("moat.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"[server]
-listen = "127.0.0.1:0"
-shutdown_grace = "1s"
-[store]
-path = "moat.db"
-[audit]
-{extra}
-[[providers]]
-name = "sim"
-kind = "openai"
-base_url = "{openai_url}"
-api_key = "unused"
-[[models]]
-name = "gpt"
-targets = [{{ provider = "sim", model = "sim-gpt" }}]
-"#
-        ),
+    common::sim_config(
+        dir,
+        openai_url,
+        "1s",
+        "moat.db",
+        "",
+        &format!("[audit]\n{extra}"),
     )
-    .unwrap();
-    path
 }
 
 fn client() -> reqwest::Client {

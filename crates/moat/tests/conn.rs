@@ -19,29 +19,7 @@ use tokio::net::{TcpSocket, TcpStream};
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 fn write_config(dir: &Path, openai_url: &str, server: &str, extra: &str) -> PathBuf {
-    let path = dir.join("moat.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"[server]
-listen = "127.0.0.1:0"
-shutdown_grace = "2s"
-{server}
-[store]
-path = "keys.db"
-[[providers]]
-name = "sim"
-kind = "openai"
-base_url = "{openai_url}"
-api_key = "unused"
-[[models]]
-name = "gpt"
-targets = [{{ provider = "sim", model = "sim-gpt" }}]
-{extra}"#
-        ),
-    )
-    .unwrap();
-    path
+    common::sim_config(dir, openai_url, "2s", "keys.db", server, extra)
 }
 
 /// A connection to `to` from `source`, or `None` when it cannot be made in time.

@@ -351,30 +351,8 @@ fn client() -> reqwest::Client {
 }
 
 fn write_config(dir: &Path, openai_url: &str, durability: &str) -> std::path::PathBuf {
-    let path = dir.join("moat.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"[server]
-listen = "127.0.0.1:0"
-shutdown_grace = "5s"
-[store]
-path = "keys.db"
-[audit]
-durability = "{durability}"
-[[providers]]
-name = "sim"
-kind = "openai"
-base_url = "{openai_url}"
-api_key = "unused"
-[[models]]
-name = "gpt"
-targets = [{{ provider = "sim", model = "sim-gpt" }}]
-"#
-        ),
-    )
-    .unwrap();
-    path
+    let sections = format!("[audit]\ndurability = \"{durability}\"\n");
+    common::sim_config(dir, openai_url, "5s", "keys.db", "", &sections)
 }
 
 /// Count and bounds of the stored seqs.

@@ -16,32 +16,11 @@ use std::time::{Duration, Instant};
 /// A gateway's config in `dir` (store `keys.db`, key file beside it), writing a signed head
 /// after every record to `witness`.
 fn write_config(dir: &Path, openai_url: &str, witness: &Path) -> PathBuf {
-    let path = dir.join("moat.toml");
-    let text = format!(
-        r#"[server]
-listen = "127.0.0.1:0"
-shutdown_grace = "5s"
-[store]
-path = "keys.db"
-[[providers]]
-name = "sim"
-kind = "openai"
-base_url = "{openai_url}"
-api_key = "unused"
-[[models]]
-name = "gpt"
-targets = [{{ provider = "sim", model = "sim-gpt" }}]
-[audit]
-durability = "sync"
-[audit.witness]
-file = "{}"
-every_records = 1
-every = "1s"
-"#,
+    let sections = format!(
+        "[audit]\ndurability = \"sync\"\n[audit.witness]\nfile = \"{}\"\nevery_records = 1\nevery = \"1s\"\n",
         witness.display()
     );
-    std::fs::write(&path, text).unwrap();
-    path
+    common::sim_config(dir, openai_url, "5s", "keys.db", "", &sections)
 }
 
 /// A store with `n` answered requests and a witness that has seen the last of them.

@@ -464,28 +464,6 @@ async fn wait_for_records(dir: &Path, ids: &[&str]) -> Vec<(String, String)> {
 const ADMIN_TOKEN: &str = "hostile-state-admin-token-0123456789";
 
 fn write_config(dir: &Path, openai_url: &str, extra: &str) -> PathBuf {
-    let path = dir.join("moat.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"[server]
-listen = "127.0.0.1:0"
-shutdown_grace = "5s"
-[store]
-path = "keys.db"
-[admin]
-token = "{ADMIN_TOKEN}"
-[[providers]]
-name = "sim"
-kind = "openai"
-base_url = "{openai_url}"
-api_key = "unused"
-[[models]]
-name = "gpt"
-targets = [{{ provider = "sim", model = "sim-gpt" }}]
-{extra}"#
-        ),
-    )
-    .unwrap();
-    path
+    let sections = format!("[admin]\ntoken = \"{ADMIN_TOKEN}\"\n{extra}");
+    common::sim_config(dir, openai_url, "5s", "keys.db", "", &sections)
 }

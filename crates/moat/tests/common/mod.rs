@@ -192,3 +192,38 @@ pub fn rss_bytes(pid: u32) -> u64 {
         .unwrap();
     kb * 1024
 }
+
+/// Writes `dir/moat.toml` for `moat serve`: listening on port 0 with `shutdown_grace`, its
+/// store `store` in `dir`, one OpenAI-shaped provider `sim` at `openai_url` serving the model
+/// `gpt` as `sim-gpt`. `server` holds more `[server]` keys; `sections` more tables, each with
+/// its header.
+pub fn sim_config(
+    dir: &Path,
+    openai_url: &str,
+    shutdown_grace: &str,
+    store: &str,
+    server: &str,
+    sections: &str,
+) -> std::path::PathBuf {
+    let path = dir.join("moat.toml");
+    let text = format!(
+        r#"[server]
+listen = "127.0.0.1:0"
+shutdown_grace = "{shutdown_grace}"
+{server}
+[store]
+path = "{store}"
+[[providers]]
+name = "sim"
+kind = "openai"
+base_url = "{openai_url}"
+api_key = "unused"
+[[models]]
+name = "gpt"
+targets = [{{ provider = "sim", model = "sim-gpt" }}]
+{sections}
+"#
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
