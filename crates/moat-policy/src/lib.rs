@@ -5,6 +5,7 @@
 //! time always comes in as an argument (Unix milliseconds from the injected clock).
 
 pub mod budget;
+pub mod inflight;
 pub mod keys;
 pub mod limits;
 pub mod price;

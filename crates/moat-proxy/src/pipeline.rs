@@ -84,7 +84,11 @@ pub async fn handle(
     // 0. The audit log must be able to keep this request's record (backlog, writer state)
     // before anything else runs, so nothing is answered or sent upstream without evidence and
     // refusals cost nothing while the store fails. The refusal itself is counted, not recorded.
-    if let Some(Err(error)) = state.audit.as_ref().map(|log| log.admit()) {
+    if let Some(Err(error)) = state
+        .audit
+        .as_ref()
+        .map(|log| log.admit().map_err(GatewayError::from))
+    {
         // Debug only: a refusal must stay cheap under a flood; the writer logs the failure
         // itself, `/readyz` is red and `moat_audit_refused_total` counts these.
         tracing::debug!(request_id = %request_id, error = %error, "request refused: audit log unavailable");
@@ -135,7 +139,7 @@ pub async fn handle(
     // answer) goes out only once its record is committed; a stream waits at its end.
     // Past `audit.commit_timeout` the answer is replaced by a 503: it was not recorded in time.
     if let (Some(ack), Some(log)) = (record.audit_ack.take(), &state.audit) {
-        if let Err(error) = log.committed(ack).await {
+        if let Err(error) = log.committed(ack).await.map_err(GatewayError::from) {
             tracing::error!(request_id = %request_id, error = %error, "answer withheld: its audit record was not committed");
             response = error.into_protocol_response(endpoint.protocol());
         }

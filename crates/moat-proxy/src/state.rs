@@ -190,11 +190,22 @@ impl AppState {
         keys: Arc<moat_audit::AuditKeys>,
     ) -> Result<AppState, StateError> {
         if self.config.audit.enabled {
+            let poster = self
+                .config
+                .audit
+                .witness
+                .as_ref()
+                .and_then(|w| w.url.as_ref())
+                .map(|_| {
+                    Arc::new(crate::audit::WitnessPoster::new())
+                        as Arc<dyn crate::audit::HeadPoster>
+                });
             let (log, _task) = crate::audit::AuditLog::start(
                 Arc::clone(&store),
                 self.config.audit.clone(),
                 Arc::clone(&self.clock),
                 keys,
+                poster,
             )
             .await
             .map_err(StateError::Audit)?;

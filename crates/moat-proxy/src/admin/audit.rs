@@ -388,7 +388,11 @@ async fn record_read(
     record.user_agent = caller.user_agent.clone();
     if let Some(ack) = log.submit(record) {
         // Bounded by `audit.commit_timeout`, so a failing store never hangs an admin read.
-        if let Err(e) = log.committed(ack).await {
+        if let Err(e) = log
+            .committed(ack)
+            .await
+            .map_err(crate::error::GatewayError::from)
+        {
             tracing::error!(error = %e, "the read record of an audit answer was not committed in time");
         }
     }

@@ -7,13 +7,12 @@
 //! top.
 
 pub mod headers;
-pub mod inflight;
 pub mod inventory;
 mod settle;
 pub mod view;
 
-pub use inflight::{BodyBudget, BodyHold};
 pub use inventory::{Inventory, Source};
+pub use moat_policy::inflight::{BodyBudget, BodyHold};
 pub use settle::Settlement;
 
 use settle::Bounds;

@@ -526,7 +526,11 @@ impl Relay {
         }
         self.record.finish(200, usage, self.error);
         if let (Some(ack), Some(log)) = (self.record.audit_ack.take(), self.record.audit.clone()) {
-            if let Err(e) = log.committed(ack).await {
+            if let Err(e) = log
+                .committed(ack)
+                .await
+                .map_err(crate::error::GatewayError::from)
+            {
                 // The answer's last frames (its terminator) were held for the commit: the
                 // client gets the protocol's error event instead, never a clean end.
                 tracing::error!(request_id = %self.record.request_id, error = %e, "stream ended without its terminator: its audit record was not committed");

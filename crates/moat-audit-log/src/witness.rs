@@ -10,8 +10,10 @@
 
 use moat_audit::{AuditKeys, Head, SignedHead};
 use moat_config::WitnessConfig;
+use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -19,21 +21,31 @@ use tokio::sync::watch;
 /// How long a POST of a head may take.
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What a [`HeadPoster`] returns: `Ok` once the endpoint accepted the head, `Err` saying why
+/// not.
+pub type PostFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// Sends a signed head to an HTTP witness (`[audit.witness] url`): the gateway gives the log its
+/// own HTTP client, so this crate speaks no HTTP itself.
+pub trait HeadPoster: Send + Sync {
+    /// POSTs `body` (the signed head as JSON) to `url` with `Content-Type: application/json`,
+    /// following no redirect and through no proxy; `Ok` on any 2xx answer, else `Err` naming the
+    /// failure or the status it answered. The witness bounds it by a 10 s timeout.
+    fn post<'a>(&'a self, url: &'a str, body: Vec<u8>) -> PostFuture<'a>;
+}
+
 /// Starts the witness task; it ends when the writer drops the head's sender.
 pub(crate) fn spawn(
     config: WitnessConfig,
     keys: Arc<AuditKeys>,
     clock: Arc<dyn moat_core::Clock>,
     mut heads: watch::Receiver<Option<Head>>,
+    poster: Option<Arc<dyn HeadPoster>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(config.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut written: Option<u64> = None;
-        let http = config
-            .url
-            .as_ref()
-            .map(|_| crate::upstream::client(Duration::from_secs(5)));
         loop {
             let wake = tokio::select! {
                 changed = heads.changed() => if changed.is_ok() { Wake::Head } else { Wake::Closed },
@@ -61,8 +73,8 @@ pub(crate) fn spawn(
                         failed("file", &file.display().to_string(), &e.to_string());
                     }
                 }
-                if let (Some(url), Some(http)) = (&config.url, &http) {
-                    if let Err(e) = post(http, url, &line).await {
+                if let Some(url) = &config.url {
+                    if let Err(e) = post(poster.as_deref(), url, &line).await {
                         ok = false;
                         failed("url", url, &e);
                     }
@@ -98,24 +110,16 @@ fn failed(kind: &'static str, witness: &str, error: &str) {
     );
 }
 
-/// POSTs `head` as JSON to `url`; any 2xx within [`POST_TIMEOUT`] is success. Redirects are not
-/// followed and no proxy is used, as for providers.
-async fn post(
-    http: &crate::upstream::HttpClient,
-    url: &str,
-    head: &SignedHead,
-) -> Result<(), String> {
+/// POSTs `head` as JSON to `url` through `poster`; any 2xx within [`POST_TIMEOUT`] is success.
+/// Redirects are not followed and no proxy is used, as for providers.
+async fn post(poster: Option<&dyn HeadPoster>, url: &str, head: &SignedHead) -> Result<(), String> {
+    let Some(poster) = poster else {
+        return Err("no HTTP client was given to the audit log to POST heads with".into());
+    };
     let body = serde_json::to_vec(head).map_err(|e| e.to_string())?;
-    let request = http::Request::post(url)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header(http::header::USER_AGENT, "moat-audit-witness")
-        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-        .map_err(|e| e.to_string())?;
-    match tokio::time::timeout(POST_TIMEOUT, http.request(request)).await {
+    match tokio::time::timeout(POST_TIMEOUT, poster.post(url, body)).await {
         Err(_) => Err(format!("no answer within {POST_TIMEOUT:?}")),
-        Ok(Err(e)) => Err(e.to_string()),
-        Ok(Ok(response)) if response.status().is_success() => Ok(()),
-        Ok(Ok(response)) => Err(format!("answered {}", response.status())),
+        Ok(result) => result,
     }
 }
 
