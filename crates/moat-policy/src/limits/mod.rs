@@ -190,30 +190,7 @@ impl Limiter {
         tables.maybe_sweep(now_ms);
 
         // Check every principal first, so a refusal leaves all of them untouched.
-        let mut refusal: Option<Refused> = None;
-        for (index, &(scope, id, limits)) in checks.iter().enumerate() {
-            if listed_before(checks, index) {
-                continue;
-            }
-            let principal = tables.principal(scope, id);
-            principal.sync(limits, now_ms);
-            if let Some(found) = principal.refusal(limits, estimated_tokens, part) {
-                if refusal.is_none_or(|worst| found.retry_after_ms > worst.retry_after_ms) {
-                    refusal = Some(Refused { index, ..found });
-                }
-            }
-        }
-        if let Some(refused) = refusal {
-            let (scope, id, _) = checks[refused.index];
-            return Err(Refusal {
-                scope,
-                id: Arc::clone(id),
-                kind: refused.kind,
-                limit: refused.limit,
-                retry_after_ms: refused.retry_after_ms.max(1),
-                status: tables.status(checks),
-            });
-        }
+        tables.refuse(now_ms, checks, estimated_tokens, part)?;
 
         let mut held = Slots::new();
         for (index, &(scope, id, _)) in checks.iter().enumerate() {
@@ -268,30 +245,7 @@ impl Admission {
         estimated_tokens: u64,
     ) -> Result<(), Refusal> {
         let mut tables = self.state.lock();
-        let mut refusal: Option<Refused> = None;
-        for (index, &(scope, id, limits)) in checks.iter().enumerate() {
-            if listed_before(checks, index) {
-                continue;
-            }
-            let principal = tables.principal(scope, id);
-            principal.sync(limits, now_ms);
-            if let Some(found) = principal.refusal(limits, estimated_tokens, Part::Tokens) {
-                if refusal.is_none_or(|worst| found.retry_after_ms > worst.retry_after_ms) {
-                    refusal = Some(Refused { index, ..found });
-                }
-            }
-        }
-        if let Some(refused) = refusal {
-            let (scope, id, _) = checks[refused.index];
-            return Err(Refusal {
-                scope,
-                id: Arc::clone(id),
-                kind: refused.kind,
-                limit: refused.limit,
-                retry_after_ms: refused.retry_after_ms.max(1),
-                status: tables.status(checks),
-            });
-        }
+        tables.refuse(now_ms, checks, estimated_tokens, Part::Tokens)?;
         for entry in self.held.iter_mut() {
             if entry.reserved_tokens.is_some() {
                 continue;
@@ -436,6 +390,43 @@ impl Tables {
     }
 
     /// The tightest bucket of each kind across the listed principals.
+    /// The refusal of the principal that must wait longest for `part` of a request estimated
+    /// at `estimated_tokens`, if any refuses; each principal's buckets are synced to `now_ms`,
+    /// nothing is taken.
+    fn refuse(
+        &mut self,
+        now_ms: i64,
+        checks: &[(Scope, &Arc<str>, &RateLimits)],
+        estimated_tokens: u64,
+        part: Part,
+    ) -> Result<(), Refusal> {
+        let mut refusal: Option<Refused> = None;
+        for (index, &(scope, id, limits)) in checks.iter().enumerate() {
+            if listed_before(checks, index) {
+                continue;
+            }
+            let principal = self.principal(scope, id);
+            principal.sync(limits, now_ms);
+            if let Some(found) = principal.refusal(limits, estimated_tokens, part) {
+                if refusal.is_none_or(|worst| found.retry_after_ms > worst.retry_after_ms) {
+                    refusal = Some(Refused { index, ..found });
+                }
+            }
+        }
+        let Some(refused) = refusal else {
+            return Ok(());
+        };
+        let (scope, id, _) = checks[refused.index];
+        Err(Refusal {
+            scope,
+            id: Arc::clone(id),
+            kind: refused.kind,
+            limit: refused.limit,
+            retry_after_ms: refused.retry_after_ms.max(1),
+            status: self.status(checks),
+        })
+    }
+
     fn status(&self, checks: &[(Scope, &Arc<str>, &RateLimits)]) -> RateStatus {
         let mut status = RateStatus::default();
         for &(scope, id, _) in checks {
