@@ -72,15 +72,8 @@ pub fn peek(body: &[u8]) -> Result<BodyPeek, GatewayError> {
             ))
         }
     }
-    let fields: Fields<'_> = serde_json::from_slice(body).map_err(|e| {
-        GatewayError::invalid(
-            format!(
-                "request body is not valid JSON: {}",
-                moat_protocol::json_error::describe(&e)
-            ),
-            None,
-        )
-    })?;
+    let fields: Fields<'_> =
+        serde_json::from_slice(body).map_err(|e| GatewayError::invalid_json(&e))?;
     let model_raw = fields.model.filter(|m| m.get() != "null").ok_or_else(|| {
         GatewayError::invalid("you must provide a model parameter", Some("model"))
     })?;
@@ -193,15 +186,8 @@ pub fn cap_output_tokens(
     insert_as: &str,
     cap: u64,
 ) -> Result<Option<Bytes>, GatewayError> {
-    let caps: Caps<'_> = serde_json::from_slice(body).map_err(|e| {
-        GatewayError::invalid(
-            format!(
-                "request body is not valid JSON: {}",
-                moat_protocol::json_error::describe(&e)
-            ),
-            None,
-        )
-    })?;
+    let caps: Caps<'_> =
+        serde_json::from_slice(body).map_err(|e| GatewayError::invalid_json(&e))?;
     let present: Vec<&RawValue> = [
         caps.max_tokens,
         caps.max_completion_tokens,

@@ -213,6 +213,19 @@ impl GatewayError {
         }
     }
 
+    /// A request body that does not parse as JSON: names the mistake and where, never the
+    /// value (`moat_protocol::json_error::describe`), so the message and any record of it carry
+    /// no body content.
+    pub fn invalid_json(error: &serde_json::Error) -> Self {
+        GatewayError::invalid(
+            format!(
+                "request body is not valid JSON: {}",
+                moat_protocol::json_error::describe(error)
+            ),
+            None,
+        )
+    }
+
     /// The HTTP status this failure is answered with.
     pub fn status(&self) -> StatusCode {
         let code = match self {

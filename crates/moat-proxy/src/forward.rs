@@ -53,15 +53,9 @@ impl Exchange {
     fn json(&mut self) -> Result<&Value, GatewayError> {
         let parsed = match self.parsed.take() {
             Some(v) => v,
-            None => serde_json::from_slice(&self.raw).map_err(|e| {
-                GatewayError::invalid(
-                    format!(
-                        "request body is not valid JSON: {}",
-                        moat_protocol::json_error::describe(&e)
-                    ),
-                    None,
-                )
-            })?,
+            None => {
+                serde_json::from_slice(&self.raw).map_err(|e| GatewayError::invalid_json(&e))?
+            }
         };
         Ok(self.parsed.insert(parsed))
     }
