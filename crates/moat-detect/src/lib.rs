@@ -9,6 +9,7 @@
 //! - [`Verdict`]: score, first-flag time and request count, reasons in words, evidence.
 
 pub mod account;
+pub mod board;
 mod config;
 mod detector;
 pub mod end_users;

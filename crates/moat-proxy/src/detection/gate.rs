@@ -16,12 +16,12 @@ use moat_config::DetectionMode;
 use moat_guard::ParamViolation;
 use moat_protocol::view::{Params, ViewApi};
 
-use super::board::{Action, Entry};
 use super::Detection;
 use crate::body::{self, BodyPeek};
 use crate::error::GatewayError;
 use crate::filter::Inspected;
 use crate::telemetry::RequestRecord;
+use moat_detect::board::{Action, Entry};
 
 /// What the gate changes about a request it lets through.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

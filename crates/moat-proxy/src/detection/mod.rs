@@ -15,7 +15,6 @@
 //!
 //! In `off` mode nothing of this runs: no features, no worker, no gate.
 
-mod board;
 mod gate;
 mod worker;
 
@@ -30,9 +29,9 @@ use moat_detect::{Capacity, Detector, DetectorConfig, Extractor, RequestFeatures
 use moat_protocol::usage::Usage;
 use tokio::sync::{mpsc, oneshot};
 
-pub use board::Action;
-use board::Board;
 pub(crate) use gate::cap_output;
+pub use moat_detect::board::Action;
+use moat_detect::board::Board;
 use moat_detect::trace::Record;
 pub use worker::Row;
 use worker::{Ladder, Msg, Query, Worker};

@@ -15,7 +15,7 @@ use moat_detect::{Detector, Verdict};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use super::board::{Action, Board};
+use moat_detect::board::{Action, Board};
 
 /// End-user verdicts are refreshed at most this often (the detector lists them all at once).
 const END_USER_REFRESH: Duration = Duration::from_secs(1);

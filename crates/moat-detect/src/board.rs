@@ -1,5 +1,6 @@
 //! The board: the current action of every account and end user the detector has actioned,
-//! written by the detector worker and read by every request.
+//! written by the gateway's detector worker and read by every request (`moat-proxy`'s
+//! `detection` module).
 //!
 //! # Why an `RwLock<HashMap>` of `Arc` entries
 //! - Only principals with an action other than `allow` are on the board, and verdict scores
@@ -16,8 +17,8 @@
 
 use std::collections::HashMap;
 
+use crate::Capacity;
 use hashlink::LinkedHashMap;
-use moat_detect::Capacity;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 
