@@ -14,8 +14,8 @@ use common::{json_of, Harness};
 use moat_audit::{verify, AuditRecord, Chain};
 use moat_config::{Config, Durability};
 use moat_store::{
-    AuditBounds, AuditQuery, AuditStore, AuditTail, MemoryStore, StoreError, StoredAudit,
-    StoredCheckpoint,
+    AuditBounds, AuditQuery, AuditStore, AuditTail, ChainBreak, MemoryStore, StoreError,
+    StoredAudit, StoredCheckpoint,
 };
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -25,12 +25,16 @@ use std::time::Duration;
 
 /// An audit store that fails on demand: `full` makes every append fail as a full disk does
 /// (and recover when cleared); `fork` stands for a second writer that appends a record of its
-/// own just before each of ours, so ours never follows the stored chain.
+/// own just before each of ours, so ours never follows the stored chain; `wiped` shows the
+/// store as `DELETE FROM audit` would leave it (no tail, nothing but seq 1 follows it).
 #[derive(Default)]
 struct Faulty {
     inner: MemoryStore,
     full: AtomicBool,
     fork: AtomicBool,
+    wiped: AtomicBool,
+    /// What was appended onto the wiped store (a chain started over from nothing).
+    restarted: std::sync::Mutex<Vec<StoredAudit>>,
 }
 
 impl Faulty {
@@ -67,9 +71,21 @@ impl AuditStore for Faulty {
         if self.fork.load(Ordering::SeqCst) {
             self.foreign_append().await;
         }
+        if self.wiped.load(Ordering::SeqCst) {
+            let found = batch.first().map_or(1, |r| r.seq);
+            if found != 1 {
+                return Err(StoreError::AuditChain(ChainBreak::Gap {
+                    expected: 1,
+                    found,
+                }));
+            }
+        }
         self.inner.append_audit(batch).await
     }
     async fn audit_tail(&self) -> Result<Option<AuditTail>, StoreError> {
+        if self.wiped.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
         self.inner.audit_tail().await
     }
     async fn audit_range(
@@ -368,6 +384,41 @@ async fn a_writer_that_keeps_losing_the_chain_refuses_every_request_until_it_is_
     answered.push(id);
     h.gateway.shutdown().await.unwrap();
     assert_all_recorded(&faulty.all().await, &answered);
+}
+
+#[tokio::test]
+async fn a_log_cut_behind_the_writer_is_never_continued_from() {
+    let faulty = Arc::new(Faulty::default());
+    // The record it cannot write is lost at shutdown: keep that wait short.
+    let h = start(&faulty, |c| {
+        c.server.shutdown_grace = Duration::from_millis(300);
+    })
+    .await;
+    for _ in 0..2 {
+        let (status, _, _) = chat(&h).await;
+        assert_eq!(status, 200);
+    }
+    until_written(&faulty, 2).await;
+    // Everything is deleted behind the writer's back: re-sealing onto the empty tail would make
+    // the tampered store the start of new evidence. The gateway refuses instead.
+    faulty.wiped.store(true, Ordering::SeqCst);
+    let (status, _, _) = chat(&h).await;
+    assert_eq!(status, 200, "admitted before the writer knew");
+    let body = until_ready_is(&h, 503).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("before seq 2 this gateway wrote"),
+        "{body}"
+    );
+    let (status, _, body) = chat(&h).await;
+    assert_audit_refusal_openai(status, &body);
+    assert!(
+        faulty.restarted.lock().unwrap().is_empty(),
+        "a chain was started over on the wiped store"
+    );
+    h.gateway.shutdown().await.unwrap();
 }
 
 #[tokio::test]
