@@ -136,12 +136,7 @@ impl Harness {
         store: Arc<MemoryStore>,
         stores: Stores,
     ) -> Harness {
-        let sim = SimUpstream::start_with(SimOptions {
-            api_key: Some(UPSTREAM_KEY.into()),
-            ..SimOptions::default()
-        })
-        .await
-        .unwrap();
+        let sim = Self::sim().await;
         let mut config = config(&sim, closed_port());
         edit(&mut config);
         let mut state = AppState::with_clock(config, store.clone(), clock).unwrap();
@@ -160,6 +155,21 @@ impl Harness {
         if stores == Stores::AdminKeys {
             state = state.with_admin_key_store(store.clone());
         }
+        Self::serve(sim, state, store).await
+    }
+
+    /// The simulated upstream every harness forwards to, holding [`UPSTREAM_KEY`].
+    async fn sim() -> SimUpstream {
+        SimUpstream::start_with(SimOptions {
+            api_key: Some(UPSTREAM_KEY.into()),
+            ..SimOptions::default()
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Serves `state` on a free port and creates the default key.
+    async fn serve(sim: SimUpstream, state: AppState, store: Arc<MemoryStore>) -> Harness {
         let gateway = Gateway::start(state, "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
@@ -379,12 +389,7 @@ impl Harness {
         edit: impl FnOnce(&mut Config),
         audit: Arc<dyn moat_store::AuditStore>,
     ) -> Harness {
-        let sim = SimUpstream::start_with(SimOptions {
-            api_key: Some(UPSTREAM_KEY.into()),
-            ..SimOptions::default()
-        })
-        .await
-        .unwrap();
+        let sim = Self::sim().await;
         let store = Arc::new(MemoryStore::new());
         let mut config = config(&sim, closed_port());
         edit(&mut config);
@@ -393,21 +398,6 @@ impl Harness {
             .with_audit_store(audit)
             .await
             .unwrap();
-        let gateway = Gateway::start(state, "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap();
-        let mut h = Harness {
-            sim,
-            gateway,
-            store,
-            key: String::new(),
-            http,
-        };
-        h.key = h.create_key(KeyScope::default()).await;
-        h
+        Self::serve(sim, state, store).await
     }
 }
