@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{audit_verify, create_key, moat, spawn_serve, terminate};
+use common::{audit_verify, create_key, created_key, moat, spawn_serve, terminate};
 use moat_testkit::SimUpstream;
 use serde_json::Value;
 use std::path::Path;
@@ -446,21 +446,10 @@ async fn serve_keeps_budget_spend_across_a_restart() {
          [[workflows]]\nname = \"triage\"\nowner = \"claims\"\ncriticality = \"low\"\nsensitivity = \"internal\"\nbudget = {{ monthly = 5.00 }}\n"
     ));
     std::fs::write(&config, text).unwrap();
-    let out = moat()
-        .args(["keys", "create", "--account", "a", "--workflow", "triage"])
-        .args(["--json", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let key = created_key(
+        &["keys", "create", "--account", "a", "--workflow", "triage"],
+        &config,
     );
-    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
 
     let client = reqwest::Client::new();
     let spend = |addr: String| {

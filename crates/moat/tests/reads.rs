@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{audit_verify, create_key, moat, spawn_serve, terminate};
+use common::{audit_verify, create_key, created_key, moat, spawn_serve, terminate};
 use moat_audit::raw::RawObject;
 use moat_testkit::SimUpstream;
 use serde_json::value::RawValue;
@@ -52,23 +52,9 @@ fn admin_keys(config: &Path) -> Vec<(&'static str, String)> {
     ROLES
         .iter()
         .map(|role| {
-            let out = moat()
-                .args(["admin-keys", "create", "--role", role, "--name"])
-                .arg(format!("{role}-reader"))
-                .args(["--json", "--config"])
-                .arg(config)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            (*role, key)
+            let name = format!("{role}-reader");
+            let args = ["admin-keys", "create", "--role", role, "--name", &name];
+            (*role, created_key(&args, config))
         })
         .collect()
 }

@@ -32,8 +32,15 @@ pub fn audit_verify(config: &Path) -> (bool, String) {
 
 /// A new key of `account`, as `moat keys create --json` prints it.
 pub fn create_key(account: &str, config: &Path) -> String {
+    created_key(&["keys", "create", "--account", account], config)
+}
+
+/// The `key` that `moat ARGS --json --config CONFIG` prints (`keys create`, `admin-keys
+/// create`); the command must succeed.
+pub fn created_key(args: &[&str], config: &Path) -> String {
     let out = moat()
-        .args(["keys", "create", "--account", account, "--json", "--config"])
+        .args(args)
+        .args(["--json", "--config"])
         .arg(config)
         .output()
         .unwrap();
