@@ -16,6 +16,7 @@ mod response_a2o;
 mod response_o2a;
 mod stream_a2o;
 mod stream_o2a;
+mod structured;
 
 pub use error::TranslateError;
 pub use mapping::{
@@ -35,6 +36,7 @@ pub use response_a2o::{anthropic_to_openai_chat_response, openai_usage_json};
 pub use response_o2a::openai_chat_to_anthropic_response;
 pub use stream_a2o::AnthropicToOpenAiStream;
 pub use stream_o2a::OpenAiToAnthropicStream;
+pub use structured::{anthropic_schema, JSON_OBJECT_INSTRUCTION};
 
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,7 @@ use super::json::{
 };
 use super::mapping::{reasoning_effort_for_adaptive, reasoning_effort_for_budget};
 use super::messages_a2o::{convert_messages, system_messages};
+use super::structured;
 use super::TranslateError;
 
 /// Which OpenAI field carries Anthropic's `max_tokens`.
@@ -105,6 +106,10 @@ pub fn anthropic_to_openai_chat_request_with(
     }
     if let Some(effort) = reasoning_effort(request) {
         out.insert("reasoning_effort".to_owned(), json!(effort));
+    }
+    let format = structured::from_anthropic(request)?;
+    if let Some(format) = structured::to_chat_response_format(&format) {
+        out.insert("response_format".to_owned(), format);
     }
     if let Some(stream) = field(request, "stream").and_then(Value::as_bool) {
         out.insert("stream".to_owned(), json!(stream));

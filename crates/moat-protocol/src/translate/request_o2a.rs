@@ -10,6 +10,7 @@ use super::mapping::{
     adaptive_effort_for_reasoning, thinking_budget_for_effort, MIN_THINKING_BUDGET,
 };
 use super::messages_o2a::convert_messages;
+use super::structured;
 use super::TranslateError;
 
 /// `max_tokens` sent to Anthropic, which requires it, when the OpenAI client set neither
@@ -109,6 +110,8 @@ pub fn openai_chat_to_anthropic_request_with(
         out.insert("metadata".to_owned(), json!({"user_id": user}));
     }
     apply_reasoning(request, explicit_max, options.thinking, &mut out)?;
+    let format = structured::from_chat(request)?;
+    structured::apply_to_anthropic(&format, "response_format.json_schema.schema", &mut out)?;
     copy_as(request, "stream", &mut out, "stream");
     Ok(Value::Object(out))
 }
