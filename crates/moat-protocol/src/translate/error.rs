@@ -16,6 +16,16 @@ pub enum TranslateError {
         /// Path of the offending field, e.g. `messages[2].content`, where known.
         param: Option<String>,
     },
+    /// The request is valid but asks for something that changes what the client receives and
+    /// that the target cannot honour (`logprobs` to an Anthropic model, `n > 1`, a server
+    /// tool): refused rather than dropped silently (HTTP 400, code `unsupported_parameter`).
+    #[error("{message}")]
+    Unsupported {
+        /// Client-facing explanation naming the field and the target.
+        message: String,
+        /// Path of the field.
+        param: String,
+    },
     /// The upstream's response or stream event is malformed; the upstream's fault (HTTP 502).
     #[error("{message}")]
     InvalidUpstream {
@@ -34,6 +44,15 @@ impl TranslateError {
         }
     }
 
+    /// A valid request field that `target` cannot honour; `remedy` says what the client can do.
+    pub fn unsupported(param: impl Into<String>, target: &str, remedy: &str) -> Self {
+        let param = param.into();
+        TranslateError::Unsupported {
+            message: format!("'{param}' cannot be honoured by {target}: {remedy}"),
+            param,
+        }
+    }
+
     /// A malformed upstream answer.
     pub fn upstream(message: impl Into<String>) -> Self {
         TranslateError::InvalidUpstream {
@@ -45,6 +64,7 @@ impl TranslateError {
     pub fn message(&self) -> &str {
         match self {
             TranslateError::InvalidRequest { message, .. }
+            | TranslateError::Unsupported { message, .. }
             | TranslateError::InvalidUpstream { message } => message,
         }
     }
@@ -53,6 +73,7 @@ impl TranslateError {
     pub fn param(&self) -> Option<&str> {
         match self {
             TranslateError::InvalidRequest { param, .. } => param.as_deref(),
+            TranslateError::Unsupported { param, .. } => Some(param),
             TranslateError::InvalidUpstream { .. } => None,
         }
     }
@@ -60,24 +81,37 @@ impl TranslateError {
     /// The HTTP status to answer with: 400 for the client's fault, 502 for the upstream's.
     pub fn status(&self) -> u16 {
         match self {
-            TranslateError::InvalidRequest { .. } => 400,
+            TranslateError::InvalidRequest { .. } | TranslateError::Unsupported { .. } => 400,
             TranslateError::InvalidUpstream { .. } => 502,
+        }
+    }
+
+    /// The OpenAI error `code`: `unsupported_parameter` for a refused field, as OpenAI itself
+    /// answers a parameter a model does not support.
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            TranslateError::Unsupported { .. } => Some("unsupported_parameter"),
+            _ => None,
         }
     }
 
     /// This error as an OpenAI error body.
     pub fn to_openai_body(&self) -> Value {
         let r#type = match self {
-            TranslateError::InvalidRequest { .. } => "invalid_request_error",
+            TranslateError::InvalidRequest { .. } | TranslateError::Unsupported { .. } => {
+                "invalid_request_error"
+            }
             TranslateError::InvalidUpstream { .. } => "server_error",
         };
-        openai_error(self.message(), r#type, self.param(), None)
+        openai_error(self.message(), r#type, self.param(), self.code())
     }
 
     /// This error as an Anthropic error body.
     pub fn to_anthropic_body(&self) -> Value {
         let r#type = match self {
-            TranslateError::InvalidRequest { .. } => "invalid_request_error",
+            TranslateError::InvalidRequest { .. } | TranslateError::Unsupported { .. } => {
+                "invalid_request_error"
+            }
             TranslateError::InvalidUpstream { .. } => "api_error",
         };
         anthropic_error(r#type, self.message())

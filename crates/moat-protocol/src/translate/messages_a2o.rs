@@ -177,6 +177,14 @@ fn image_part(block: &Object, path: &str) -> Result<Value, TranslateError> {
 
 /// A base64 PDF -> an OpenAI `file` part; a plain-text document -> a text part.
 fn document_part(block: &Object, path: &str) -> Result<Value, TranslateError> {
+    let cited = field(block, "citations").and_then(|c| c.get("enabled"));
+    if cited.and_then(Value::as_bool) == Some(true) {
+        return Err(TranslateError::unsupported(
+            child(path, "citations"),
+            "OpenAI-kind models",
+            "they answer without citation blocks; remove citations.enabled, or call a model served by an Anthropic provider",
+        ));
+    }
     let (source, kind, source_path) = source(block, path)?;
     match kind {
         "base64" => {

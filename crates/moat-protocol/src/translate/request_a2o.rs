@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use super::contract;
 use super::json::{
     child, copy_field, expect_array, expect_object, expect_str, field, item, positive_int,
     str_field, Object,
@@ -69,15 +70,20 @@ pub fn anthropic_to_openai_chat_request(
 /// - `thinking` enabled -> `reasoning_effort` by budget (see [`reasoning_effort_for_budget`]);
 ///   adaptive thinking -> `reasoning_effort` from `output_config.effort`, if given.
 ///
-/// Dropped, as OpenAI has no equivalent: `top_k`, `service_tier` (different values),
-/// `container`, `mcp_servers`, `context_management`, the rest of `output_config`, the rest of
-/// `metadata`, `cache_control` markers, citations, thinking signatures and any unknown field.
+/// - `output_config.format` (or the legacy `output_format`) -> `response_format` (see
+///   [`super::structured`]).
+///
+/// Refused (see [`super::contract`]): server tools, `mcp_servers`, `container`, documents with
+/// citations enabled. Ignored, as hints without an OpenAI equivalent that do not change the
+/// answer's shape: `top_k`, `service_tier` (different values), `context_management`, the rest of
+/// `metadata`, `cache_control` markers, thinking signatures and any unknown field.
 pub fn anthropic_to_openai_chat_request_with(
     body: &Value,
     target_model: &str,
     options: &OpenAiRequestOptions,
 ) -> Result<Value, TranslateError> {
     let request = expect_object(body, "")?;
+    contract::refuse_for_openai(request, target_model)?;
     let mut messages = system_messages(field(request, "system"))?;
     let conversation = request
         .get("messages")
@@ -100,7 +106,7 @@ pub fn anthropic_to_openai_chat_request_with(
             out.insert("user".to_owned(), json!(user));
         }
     }
-    if let Some(tools) = convert_tools(request)? {
+    if let Some(tools) = convert_tools(request, target_model)? {
         out.insert("tools".to_owned(), Value::Array(tools));
         apply_tool_choice(request, &mut out)?;
     }
@@ -134,25 +140,31 @@ fn stop(request: &Object) -> Result<Option<Value>, TranslateError> {
     Ok((!list.is_empty()).then(|| stops.clone()))
 }
 
-fn convert_tools(request: &Object) -> Result<Option<Vec<Value>>, TranslateError> {
+fn convert_tools(
+    request: &Object,
+    target_model: &str,
+) -> Result<Option<Vec<Value>>, TranslateError> {
     let Some(tools) = field(request, "tools") else {
         return Ok(None);
     };
     let tools = expect_array(tools, "tools")?;
     let mut out = Vec::with_capacity(tools.len());
     for (index, tool) in tools.iter().enumerate() {
-        out.push(convert_tool(tool, &item("tools", index))?);
+        out.push(convert_tool(tool, &item("tools", index), target_model)?);
     }
     Ok((!out.is_empty()).then_some(out))
 }
 
-fn convert_tool(tool: &Value, path: &str) -> Result<Value, TranslateError> {
+fn convert_tool(tool: &Value, path: &str, target_model: &str) -> Result<Value, TranslateError> {
     let tool = expect_object(tool, path)?;
     if let Some(kind) = str_field(tool, "type").filter(|kind| *kind != "custom") {
-        let param = child(path, "type");
-        return Err(TranslateError::invalid(
-            &param,
-            format!("{param} '{kind}' is an Anthropic server tool, not supported by OpenAI models"),
+        return Err(TranslateError::unsupported(
+            child(path, "type"),
+            &contract::openai_target(target_model),
+            &format!(
+                "'{kind}' is a tool Anthropic runs on its side; {}",
+                contract::use_anthropic()
+            ),
         ));
     }
     let mut function = Object::new();

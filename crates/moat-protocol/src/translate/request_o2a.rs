@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use super::contract;
 use super::json::{
     child, copy_as, copy_field, expect_array, expect_object, expect_str, field, item, positive_int,
     str_field, Object,
@@ -63,20 +64,22 @@ pub fn openai_chat_to_anthropic_request(
 ///   left off if that is under Anthropic's minimum of 1024; without one, `max_tokens` becomes the
 ///   default plus the budget so the answer keeps its room. Anthropic may reject thinking
 ///   combined with `temperature` or a forced tool choice; those are passed on unchanged.
-/// - `n` > 1 is an error; assistant `reasoning_content` is not sent (it has no signature).
+/// - `response_format` -> `output_config.format` (see [`super::structured`]);
+/// - assistant `reasoning_content` is not sent (it has no signature).
 ///
-/// Dropped, as Anthropic has no equivalent: `frequency_penalty`, `presence_penalty`,
-/// `logit_bias`, `logprobs`, `top_logprobs`, `seed`, `response_format`, `service_tier`,
-/// `store`, `metadata`, `modalities`, `audio`, `prediction`, `web_search_options`,
-/// `stream_options`, `verbosity`, `prompt_cache_key`, `safety_identifier`, the legacy
-/// `functions`/`function_call`, message `name`s and any unknown field.
+/// Refused (see [`super::contract`]): `n` > 1, `logprobs`, `top_logprobs`, `logit_bias`,
+/// audio output, the legacy `functions`/`function_call`, `web_search_options`, tool types other
+/// than `function`. Ignored, as hints without an Anthropic equivalent that do not change the
+/// answer's shape: `frequency_penalty`, `presence_penalty`, `seed`, `service_tier`, `store`,
+/// `metadata`, `prediction`, `stream_options`, `verbosity`, `prompt_cache_key`, message `name`s
+/// and any unknown field. `safety_identifier` is the end user's id when `user` is absent.
 pub fn openai_chat_to_anthropic_request_with(
     body: &Value,
     target_model: &str,
     options: &AnthropicRequestOptions,
 ) -> Result<Value, TranslateError> {
     let request = expect_object(body, "")?;
-    reject_multiple_choices(request)?;
+    contract::refuse_for_anthropic(request, target_model)?;
     let messages = request
         .get("messages")
         .ok_or_else(|| TranslateError::invalid("messages", "messages is required"))?;
@@ -95,7 +98,7 @@ pub fn openai_chat_to_anthropic_request_with(
         out.insert("system".to_owned(), Value::Array(conversation.system));
     }
     out.insert("messages".to_owned(), Value::Array(conversation.messages));
-    if let Some(tools) = convert_tools(request)? {
+    if let Some(tools) = convert_tools(request, target_model)? {
         out.insert("tools".to_owned(), Value::Array(tools));
         if let Some(choice) = convert_tool_choice(request)? {
             out.insert("tool_choice".to_owned(), choice);
@@ -106,7 +109,7 @@ pub fn openai_chat_to_anthropic_request_with(
     }
     copy_field(request, &mut out, "temperature");
     copy_field(request, &mut out, "top_p");
-    if let Some(user) = str_field(request, "user") {
+    if let Some(user) = str_field(request, "user").or(str_field(request, "safety_identifier")) {
         out.insert("metadata".to_owned(), json!({"user_id": user}));
     }
     apply_reasoning(request, explicit_max, options.thinking, &mut out)?;
@@ -116,39 +119,31 @@ pub fn openai_chat_to_anthropic_request_with(
     Ok(Value::Object(out))
 }
 
-fn reject_multiple_choices(request: &Object) -> Result<(), TranslateError> {
-    let n = field(request, "n").and_then(Value::as_f64).unwrap_or(1.0);
-    if n > 1.0 {
-        return Err(TranslateError::invalid(
-            "n",
-            "n > 1 is not supported by Anthropic models",
-        ));
-    }
-    Ok(())
-}
-
 /// Nested OpenAI function tools -> `{name, description, input_schema}`; `None` when there are
 /// none (an empty list is left out rather than sent).
-fn convert_tools(request: &Object) -> Result<Option<Vec<Value>>, TranslateError> {
+fn convert_tools(
+    request: &Object,
+    target_model: &str,
+) -> Result<Option<Vec<Value>>, TranslateError> {
     let Some(tools) = field(request, "tools") else {
         return Ok(None);
     };
     let tools = expect_array(tools, "tools")?;
     let mut out = Vec::with_capacity(tools.len());
     for (index, tool) in tools.iter().enumerate() {
-        out.push(convert_tool(tool, &item("tools", index))?);
+        out.push(convert_tool(tool, &item("tools", index), target_model)?);
     }
     Ok((!out.is_empty()).then_some(out))
 }
 
-fn convert_tool(tool: &Value, path: &str) -> Result<Value, TranslateError> {
+fn convert_tool(tool: &Value, path: &str, target_model: &str) -> Result<Value, TranslateError> {
     let tool = expect_object(tool, path)?;
     let kind = str_field(tool, "type").unwrap_or("function");
     if kind != "function" {
-        let param = child(path, "type");
-        return Err(TranslateError::invalid(
-            &param,
-            format!("{param} '{kind}' is not supported by Anthropic models"),
+        return Err(TranslateError::unsupported(
+            child(path, "type"),
+            &format!("the Anthropic model '{target_model}'"),
+            &format!("its tools are functions, not '{kind}'"),
         ));
     }
     let function_path = child(path, "function");

@@ -7,6 +7,9 @@ use super::mapping::finish_reason_for_stop_reason;
 use super::TranslateError;
 use crate::usage::Usage;
 
+/// The refusal text given to an OpenAI client when Anthropic refused without saying anything.
+const REFUSAL_TEXT: &str = "The model declined to answer this request.";
+
 /// Translates an Anthropic message into a `chat.completion` answering a client that asked for
 /// `client_model`, created at `created_unix` (seconds; the caller owns the clock).
 ///
@@ -14,7 +17,8 @@ use crate::usage::Usage;
 /// line. Text blocks are concatenated into `content` (`null` when there are only tool calls),
 /// `tool_use` blocks become `tool_calls` with JSON-string arguments, thinking blocks are joined
 /// into `reasoning_content` (their signatures cannot travel), and other block types (server tool
-/// blocks, `redacted_thinking`) are dropped. Usage follows OpenAI semantics (see
+/// blocks, `redacted_thinking`) are dropped. A `refusal` stop reason puts the text in `refusal`
+/// (content `null`), as OpenAI answers a refusal, with finish_reason `content_filter`. Usage follows OpenAI semantics (see
 /// [`openai_usage_json`]).
 pub fn anthropic_to_openai_chat_response(
     body: &Value,
@@ -42,18 +46,28 @@ pub fn anthropic_to_openai_chat_response(
             _ => {}
         }
     }
-    let content = match (text.is_empty(), tool_calls.is_empty()) {
-        (true, false) => Value::Null,
-        _ => Value::String(text),
+    let stop_reason = str_field(message, "stop_reason");
+    let mut reply = if stop_reason == Some("refusal") {
+        // OpenAI's shape for a refusal: the text in `refusal`, no content.
+        let refusal = if text.is_empty() {
+            REFUSAL_TEXT.to_owned()
+        } else {
+            text
+        };
+        json!({"role": "assistant", "content": null, "refusal": refusal})
+    } else {
+        let content = match (text.is_empty(), tool_calls.is_empty()) {
+            (true, false) => Value::Null,
+            _ => Value::String(text),
+        };
+        json!({"role": "assistant", "content": content})
     };
-    let mut reply = json!({"role": "assistant", "content": content});
     if !reasoning.is_empty() {
         reply["reasoning_content"] = Value::String(reasoning);
     }
     if !tool_calls.is_empty() {
         reply["tool_calls"] = Value::Array(tool_calls);
     }
-    let stop_reason = str_field(message, "stop_reason");
     let usage = message
         .get("usage")
         .and_then(Usage::from_anthropic)

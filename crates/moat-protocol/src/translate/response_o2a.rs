@@ -12,7 +12,8 @@ use crate::usage::Usage;
 ///
 /// The id is the OpenAI id prefixed with `msg_`. Content blocks come in Anthropic's order:
 /// a thinking block from `reasoning_content` (or `reasoning`, as some servers name it; the
-/// signature is empty as there is none to give), a text block (or the refusal text), then one
+/// signature is empty as there is none to give), a text block (or the refusal text, with
+/// `stop_reason: "refusal"`), then one
 /// `tool_use` block per tool call. Arguments that are not a JSON object become `input: {}`:
 /// the client's tool then reports the missing arguments and the model can retry, which serves an
 /// agent better than failing the whole turn. Usage is in Anthropic semantics (`input_tokens`
@@ -44,6 +45,11 @@ pub fn openai_chat_to_anthropic_response(
     }
     let has_tool_calls = calls.is_some_and(|calls| !calls.is_empty());
     let finish_reason = choice.get("finish_reason").and_then(Value::as_str);
+    let stop_reason = match finish_reason {
+        // A structured-output refusal: `refusal` set, `content` empty, finish_reason `stop`.
+        Some("stop") | None if is_refusal(message) => "refusal",
+        reason => stop_reason_for_finish_reason(reason, has_tool_calls),
+    };
     let usage = Usage::from_openai_chat(body).unwrap_or_default();
     Ok(json!({
         "id": format!("msg_{}", str_field(response, "id").unwrap_or_default()),
@@ -51,7 +57,7 @@ pub fn openai_chat_to_anthropic_response(
         "role": "assistant",
         "model": client_model,
         "content": content,
-        "stop_reason": stop_reason_for_finish_reason(finish_reason, has_tool_calls),
+        "stop_reason": stop_reason,
         "stop_sequence": null,
         "usage": usage.to_anthropic_json(),
     }))
@@ -63,6 +69,17 @@ pub(super) fn reasoning_text(object: &Map<String, Value>) -> Option<&str> {
         .iter()
         .find_map(|key| object.get(*key).and_then(Value::as_str))
         .filter(|text| !text.is_empty())
+}
+
+/// Whether the message is a refusal: refusal text and no content.
+fn is_refusal(message: &Map<String, Value>) -> bool {
+    let refused = str_field(message, "refusal").is_some_and(|r| !r.is_empty());
+    let content = match message.get("content") {
+        Some(Value::String(text)) => !text.is_empty(),
+        Some(Value::Array(parts)) => !parts.is_empty(),
+        _ => false,
+    };
+    refused && !content
 }
 
 /// `content` as a string or text parts, else the refusal.

@@ -31,6 +31,8 @@ pub struct OpenAiToAnthropicStream {
     /// OpenAI tool call index -> Anthropic block index.
     tools: Vec<(u64, usize)>,
     finish_reason: Option<String>,
+    /// Whether the answer came as `delta.refusal` (a structured-output refusal).
+    refused: bool,
     usage: Option<Usage>,
     ended: bool,
 }
@@ -61,6 +63,7 @@ impl OpenAiToAnthropicStream {
             next_block: 0,
             tools: Vec::new(),
             finish_reason: None,
+            refused: false,
             usage: None,
             ended: false,
         }
@@ -165,6 +168,7 @@ impl OpenAiToAnthropicStream {
         }
         for key in ["content", "refusal"] {
             if let Some(text) = delta[key].as_str().filter(|text| !text.is_empty()) {
+                self.refused |= key == "refusal";
                 self.text(text, frames);
             }
         }
@@ -262,8 +266,11 @@ impl OpenAiToAnthropicStream {
 
     fn finalize(&mut self, frames: &mut Vec<Bytes>) {
         self.close_block(frames);
-        let stop_reason =
-            stop_reason_for_finish_reason(self.finish_reason.as_deref(), !self.tools.is_empty());
+        let stop_reason = match self.finish_reason.as_deref() {
+            // A structured-output refusal arrives as `delta.refusal` with finish_reason `stop`.
+            Some("stop") | None if self.refused => "refusal",
+            reason => stop_reason_for_finish_reason(reason, !self.tools.is_empty()),
+        };
         let delta = json!({
             "type": "message_delta",
             "delta": {"stop_reason": stop_reason, "stop_sequence": null},
