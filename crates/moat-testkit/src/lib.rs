@@ -5,11 +5,11 @@
 //!
 //! | route | protocol |
 //! |---|---|
-//! | `POST /v1/chat/completions` | OpenAI Chat Completions, streamed or not, `n`, tools |
-//! | `POST /v1/responses` | OpenAI Responses, typed event stream, function calls |
+//! | `POST /v1/chat/completions` | OpenAI Chat Completions, streamed or not, `n`, tools, structured output |
+//! | `POST /v1/responses` | OpenAI Responses, typed event stream, function calls, structured output |
 //! | `POST /v1/embeddings` | OpenAI embeddings, float or base64 |
 //! | `GET /v1/models`, `GET /v1/models/{id}` | one shape that satisfies both SDKs |
-//! | `POST /v1/messages` | Anthropic Messages, streamed or not, tools, thinking |
+//! | `POST /v1/messages` | Anthropic Messages, streamed or not, tools, thinking, structured output |
 //! | `POST /v1/messages/count_tokens` | Anthropic token counting |
 //!
 //! # What the simulated model says
