@@ -13,8 +13,8 @@ use crate::text::{Rng, WORDS};
 /// Deepest nesting followed; deeper values are the smallest of their type.
 const MAX_DEPTH: usize = 16;
 
-/// From this depth on, objects get only their required properties and arrays only `minItems`
-/// items, so recursive schemas (a tree of nodes) end in valid leaves.
+/// From this depth on, objects get only their required properties, arrays only `minItems` items
+/// and nullable values null, so recursive schemas (a tree of nodes) end in valid leaves.
 const SHALLOW_DEPTH: usize = 4;
 
 /// Values generated at most; past it objects and arrays come out empty.
@@ -91,6 +91,11 @@ impl<'a> Generator<'a> {
                 _ => self.word(),
             };
         }
+        // Deep down, a nullable value is null, so recursive schemas (`Optional[Node]`) end.
+        let shallow = depth >= SHALLOW_DEPTH;
+        if shallow && allows_null(schema) {
+            return Value::Null;
+        }
         match schema_type(schema) {
             Some("string") => self.string(schema),
             Some("integer") => integer(schema),
@@ -110,9 +115,10 @@ impl<'a> Generator<'a> {
         }
         for key in ["anyOf", "oneOf"] {
             if let Some(branches) = schema.get(key).and_then(Value::as_array) {
+                let deep = depth >= SHALLOW_DEPTH;
                 let branch = branches
                     .iter()
-                    .find(|b| schema_type(b) != Some("null"))
+                    .find(|b| (schema_type(b) == Some("null")) == deep)
                     .or(branches.first());
                 if let Some(branch) = branch {
                     return self.value(branch, depth + 1);
@@ -265,6 +271,14 @@ fn schema_type(schema: &Value) -> Option<&str> {
             .or_else(|| types.iter().filter_map(Value::as_str).next()),
         _ => None,
     }
+}
+
+/// Whether `type` lists `null` among other types.
+fn allows_null(schema: &Value) -> bool {
+    schema
+        .get("type")
+        .and_then(Value::as_array)
+        .is_some_and(|types| types.iter().any(|t| t == "null"))
 }
 
 /// A fixed valid value for the common string formats.
@@ -478,6 +492,22 @@ mod tests {
                 + 1
         }
         assert!(check(&value) <= SHALLOW_DEPTH + 1);
+
+        let linked = json!({
+            "$defs": {"Link": {"type": "object", "properties": {
+                "next": {"anyOf": [{"$ref": "#/$defs/Link"}, {"type": "null"}]},
+                "prev": {"type": ["object", "null"], "properties": {}}
+            }, "required": ["next", "prev"]}},
+            "$ref": "#/$defs/Link"
+        });
+        let mut node = all(&linked);
+        let mut length = 0;
+        while node.is_object() {
+            assert!(node["prev"].is_object() || node["prev"].is_null(), "{node}");
+            node = node["next"].clone();
+            length += 1;
+        }
+        assert!(node.is_null() && length >= 2, "{length}");
     }
 
     #[test]
