@@ -44,7 +44,7 @@ fuzz_target!(|input: &[u8]| {
     let Ok(answer) = serde_json::from_slice::<Value>(body) else {
         return;
     };
-    if let Ok(out) = anthropic_to_openai_chat_response(&answer, "client-model", 0) {
+    if let Ok(out) = anthropic_to_openai_chat_response(&answer, "client-model", 0, true) {
         assert!(out["choices"].is_array(), "{out}");
         assert_eq!(out["model"], "client-model", "{out}");
     }

@@ -90,8 +90,11 @@ fn invalid_requests_anthropic_to_openai() {
 #[test]
 fn responses_anthropic_to_openai() {
     for (name, path) in fixtures("response_a2o") {
-        let out = anthropic_to_openai_chat_response(&read_json(&path), "gpt-4o", CREATED)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        // Fixtures named `structured_*` answer a request that asked for a structured output.
+        let structured = name.starts_with("structured");
+        let out =
+            anthropic_to_openai_chat_response(&read_json(&path), "gpt-4o", CREATED, structured)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
         insta::assert_json_snapshot!(format!("response_a2o__{name}"), out);
     }
 }
@@ -155,7 +158,8 @@ fn transcript(frames: &[bytes::Bytes], usage: Option<Usage>) -> String {
 fn streams_anthropic_to_openai() {
     for (name, path) in fixtures("stream_a2o") {
         let include_usage = !name.contains("no_usage");
-        let mut stream = AnthropicToOpenAiStream::new("gpt-4o", CREATED, include_usage);
+        let mut stream = AnthropicToOpenAiStream::new("gpt-4o", CREATED, include_usage)
+            .structured_output(name.starts_with("structured"));
         let mut frames = Vec::new();
         for event in recorded_events(&path) {
             frames.extend(

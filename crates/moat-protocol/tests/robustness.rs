@@ -187,7 +187,7 @@ fn translate_everything(value: &Value) {
         max_tokens_field: MaxTokensField::MaxCompletionTokens,
     };
     let _ = anthropic_to_openai_chat_request_with(value, "m", &completion);
-    let _ = anthropic_to_openai_chat_response(value, "m", 0);
+    let _ = anthropic_to_openai_chat_response(value, "m", 0, true);
     let _ = openai_chat_to_anthropic_response(value, "m");
     for status in [0, 200, 400, 401, 429, 500, 529, 999] {
         let _ = openai_error_to_anthropic(status, value);

@@ -410,6 +410,8 @@ async fn attempt(
         target_model: target.model.clone(),
         created: exchange.created,
         client_wants_usage: exchange.peek.include_usage,
+        structured_output: mode == Mode::ChatViaMessages
+            && translate::asks_structured_output(exchange.json()?),
         wants_base64: exchange.peek.wants_base64,
         keepalive: exchange.keepalive,
         idle: timeouts.stream_idle.unwrap_or(provider.idle_timeout),

@@ -33,7 +33,9 @@ pub use request_o2a::{
     openai_chat_to_anthropic_request, openai_chat_to_anthropic_request_with,
     AnthropicRequestOptions, ThinkingStyle, DEFAULT_ANTHROPIC_MAX_TOKENS,
 };
-pub use response_a2o::{anthropic_to_openai_chat_response, openai_usage_json};
+pub use response_a2o::{
+    anthropic_to_openai_chat_response, asks_structured_output, openai_usage_json,
+};
 pub use response_o2a::openai_chat_to_anthropic_response;
 pub use stream_a2o::AnthropicToOpenAiStream;
 pub use stream_o2a::OpenAiToAnthropicStream;

@@ -8,7 +8,7 @@ use super::TranslateError;
 use crate::usage::Usage;
 
 /// The refusal text given to an OpenAI client when Anthropic refused without saying anything.
-const REFUSAL_TEXT: &str = "The model declined to answer this request.";
+pub(super) const REFUSAL_TEXT: &str = "The model declined to answer this request.";
 
 /// Translates an Anthropic message into a `chat.completion` answering a client that asked for
 /// `client_model`, created at `created_unix` (seconds; the caller owns the clock).
@@ -17,13 +17,16 @@ const REFUSAL_TEXT: &str = "The model declined to answer this request.";
 /// line. Text blocks are concatenated into `content` (`null` when there are only tool calls),
 /// `tool_use` blocks become `tool_calls` with JSON-string arguments, thinking blocks are joined
 /// into `reasoning_content` (their signatures cannot travel), and other block types (server tool
-/// blocks, `redacted_thinking`) are dropped. A `refusal` stop reason puts the text in `refusal`
-/// (content `null`), as OpenAI answers a refusal, with finish_reason `content_filter`. Usage follows OpenAI semantics (see
-/// [`openai_usage_json`]).
+/// blocks, `redacted_thinking`) are dropped. Usage follows OpenAI semantics (see
+/// [`openai_usage_json`]). A `refusal` stop reason is finish_reason `content_filter`; when the
+/// client asked for a structured output (`structured_output`, see [`asks_structured_output`]) it
+/// is answered the way OpenAI's structured outputs refuse instead: the text in `refusal`,
+/// `content: null`, finish_reason `stop`, which the SDKs' `parse` helpers report as a refusal.
 pub fn anthropic_to_openai_chat_response(
     body: &Value,
     client_model: &str,
     created_unix: i64,
+    structured_output: bool,
 ) -> Result<Value, TranslateError> {
     let message = upstream_object(body, "response")?;
     let blocks = match message.get("content") {
@@ -47,8 +50,9 @@ pub fn anthropic_to_openai_chat_response(
         }
     }
     let stop_reason = str_field(message, "stop_reason");
-    let mut reply = if stop_reason == Some("refusal") {
-        // OpenAI's shape for a refusal: the text in `refusal`, no content.
+    let refused = structured_output && stop_reason == Some("refusal");
+    let mut reply = if refused {
+        // OpenAI's structured-output refusal: the text in `refusal`, no content.
         let refusal = if text.is_empty() {
             REFUSAL_TEXT.to_owned()
         } else {
@@ -61,6 +65,11 @@ pub fn anthropic_to_openai_chat_response(
             _ => Value::String(text),
         };
         json!({"role": "assistant", "content": content})
+    };
+    let finish_reason = if refused {
+        "stop"
+    } else {
+        finish_reason_for_stop_reason(stop_reason)
     };
     if !reasoning.is_empty() {
         reply["reasoning_content"] = Value::String(reasoning);
@@ -81,10 +90,19 @@ pub fn anthropic_to_openai_chat_response(
             "index": 0,
             "message": reply,
             "logprobs": null,
-            "finish_reason": finish_reason_for_stop_reason(stop_reason),
+            "finish_reason": finish_reason,
         }],
         "usage": openai_usage_json(usage),
     }))
+}
+
+/// Whether an OpenAI chat request asks for a structured output (`response_format` of type
+/// `json_schema` or `json_object`).
+pub fn asks_structured_output(request: &Value) -> bool {
+    let kind = request
+        .pointer("/response_format/type")
+        .and_then(Value::as_str);
+    matches!(kind, Some("json_schema" | "json_object"))
 }
 
 /// Usage for an OpenAI client from Anthropic numbers: `prompt_tokens` = input + cache read +

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::mapping::finish_reason_for_stop_reason;
-use super::response_a2o::openai_usage_json;
+use super::response_a2o::{openai_usage_json, REFUSAL_TEXT};
 use super::TranslateError;
 use crate::errors::{anthropic_error_to_openai, openai_error};
 use crate::sse::{encode_data, SseEvent, DONE};
@@ -31,6 +31,22 @@ pub struct AnthropicToOpenAiStream {
     finish_sent: bool,
     stop_reason: Option<String>,
     ended: bool,
+    /// How text blocks go out (see [`Self::structured_output`]).
+    text: TextMode,
+}
+
+/// Where a text delta goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TextMode {
+    /// `delta.content`, always (no structured output asked).
+    Content,
+    /// A structured output was asked; the text so far (whitespace only) is held until its first
+    /// character says whether it is the JSON or a refusal.
+    Undecided(String),
+    /// `delta.content`: the answer is the JSON.
+    Json,
+    /// `delta.refusal`: the answer is a refusal.
+    Refusal,
 }
 
 impl AnthropicToOpenAiStream {
@@ -48,7 +64,19 @@ impl AnthropicToOpenAiStream {
             finish_sent: false,
             stop_reason: None,
             ended: false,
+            text: TextMode::Content,
         }
+    }
+
+    /// For a client that asked for a structured output: constrained decoding makes the answer
+    /// start with `{` or `[`, so text that starts otherwise is a refusal and streams as
+    /// `delta.refusal` with finish_reason `stop`, the way OpenAI's structured outputs refuse.
+    /// (A refusal stop reason after JSON has begun stays `content_filter`.)
+    pub fn structured_output(mut self, asked: bool) -> Self {
+        if asked {
+            self.text = TextMode::Undecided(String::new());
+        }
+        self
     }
 
     /// Translates one upstream event into zero or more client frames. Events after the end of
@@ -135,6 +163,7 @@ impl AnthropicToOpenAiStream {
         let block = &data["content_block"];
         match block["type"].as_str() {
             Some("tool_use") => {
+                self.flush_text(frames);
                 let tool_index = self.tool_blocks.len();
                 let block_index = data["index"].as_u64().unwrap_or_default();
                 self.tool_blocks.push((block_index, tool_index));
@@ -146,7 +175,7 @@ impl AnthropicToOpenAiStream {
                 });
                 frames.push(self.chunk(json!({"tool_calls": [call]}), None));
             }
-            Some("text") => self.push_delta(frames, "content", &block["text"]),
+            Some("text") => self.push_text(frames, &block["text"]),
             Some("thinking") => self.push_delta(frames, "reasoning_content", &block["thinking"]),
             _ => {}
         }
@@ -156,7 +185,7 @@ impl AnthropicToOpenAiStream {
         self.ensure_started(frames);
         let delta = &data["delta"];
         match delta["type"].as_str() {
-            Some("text_delta") => self.push_delta(frames, "content", &delta["text"]),
+            Some("text_delta") => self.push_text(frames, &delta["text"]),
             Some("thinking_delta") => {
                 self.push_delta(frames, "reasoning_content", &delta["thinking"])
             }
@@ -173,6 +202,34 @@ impl AnthropicToOpenAiStream {
                 }
             }
             _ => {} // signature_delta and citations_delta have no OpenAI counterpart.
+        }
+    }
+
+    /// A text fragment of the answer, as content or refusal (see [`TextMode`]).
+    fn push_text(&mut self, frames: &mut Vec<Bytes>, text: &Value) {
+        let key = match &mut self.text {
+            TextMode::Content | TextMode::Json => "content",
+            TextMode::Refusal => "refusal",
+            TextMode::Undecided(held) => {
+                held.push_str(text.as_str().unwrap_or_default());
+                let decided = match held.trim_start().chars().next() {
+                    None => return,
+                    Some('{' | '[') => TextMode::Json,
+                    Some(_) => TextMode::Refusal,
+                };
+                let held = std::mem::take(held);
+                self.text = decided;
+                return self.push_text(frames, &Value::String(held));
+            }
+        };
+        self.push_delta(frames, key, text);
+    }
+
+    /// Held whitespace goes out as content before the answer ends.
+    fn flush_text(&mut self, frames: &mut Vec<Bytes>) {
+        if let TextMode::Undecided(held) = &mut self.text {
+            let held = std::mem::take(held);
+            self.push_delta(frames, "content", &Value::String(held));
         }
     }
 
@@ -197,11 +254,24 @@ impl AnthropicToOpenAiStream {
     }
 
     fn push_finish(&mut self, frames: &mut Vec<Bytes>) {
-        if !self.finish_sent {
-            self.finish_sent = true;
-            let reason = finish_reason_for_stop_reason(self.stop_reason.as_deref());
-            frames.push(self.chunk(json!({}), Some(reason)));
+        if self.finish_sent {
+            return;
         }
+        self.finish_sent = true;
+        let stop_reason = self.stop_reason.clone();
+        let stop_reason = stop_reason.as_deref();
+        if stop_reason == Some("refusal") && matches!(self.text, TextMode::Undecided(_)) {
+            // A structured-output refusal that said nothing.
+            self.text = TextMode::Refusal;
+            self.push_delta(frames, "refusal", &Value::from(REFUSAL_TEXT));
+        }
+        self.flush_text(frames);
+        let reason = match (&self.text, stop_reason) {
+            (TextMode::Refusal, Some("max_tokens" | "model_context_window_exceeded")) => "length",
+            (TextMode::Refusal, _) => "stop",
+            _ => finish_reason_for_stop_reason(stop_reason),
+        };
+        frames.push(self.chunk(json!({}), Some(reason)));
     }
 
     fn on_message_stop(&mut self, frames: &mut Vec<Bytes>) {

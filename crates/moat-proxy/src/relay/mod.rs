@@ -52,6 +52,8 @@ pub struct RelayContext {
     pub created: i64,
     /// Whether the client asked for the usage chunk of an OpenAI stream.
     pub client_wants_usage: bool,
+    /// Whether the client asked for a structured output (translated refusals take its shape).
+    pub structured_output: bool,
     /// Whether the client asked for base64 embeddings.
     pub wants_base64: bool,
     /// How often a silent stream gets a keep-alive comment.
@@ -142,6 +144,7 @@ pub async fn buffered(
                 &parsed,
                 &ctx.target_model,
                 ctx.created,
+                ctx.structured_output,
             )?;
             (usage, translated(v))
         }
@@ -380,11 +383,14 @@ fn relay(response: http::Response<Incoming>, ctx: &RelayContext) -> Relay {
         Mode::ChatViaMessages => (
             StreamKind::Anthropic,
             Client::OpenAiChat,
-            Shape::ToOpenAi(Box::new(AnthropicToOpenAiStream::new(
-                &ctx.target_model,
-                ctx.created,
-                ctx.client_wants_usage,
-            ))),
+            Shape::ToOpenAi(Box::new(
+                AnthropicToOpenAiStream::new(
+                    &ctx.target_model,
+                    ctx.created,
+                    ctx.client_wants_usage,
+                )
+                .structured_output(ctx.structured_output),
+            )),
         ),
         Mode::MessagesViaChat => (
             StreamKind::OpenAiChat,
