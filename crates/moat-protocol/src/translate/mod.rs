@@ -5,6 +5,7 @@
 //! [`TranslateError::InvalidRequest`] (the client's fault) and a client-facing message naming the
 //! field; responses and streams fail with [`TranslateError::InvalidUpstream`]. No input panics.
 
+mod anthropic_event;
 mod contract;
 mod error;
 mod json;
