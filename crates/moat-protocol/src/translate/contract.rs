@@ -86,6 +86,11 @@ pub(super) fn anthropic_target(target_model: &str) -> String {
     format!("the Anthropic model '{target_model}'")
 }
 
+/// The remedy for a field an Anthropic model cannot honour.
+pub(super) fn use_openai() -> &'static str {
+    USE_OPENAI
+}
+
 /// How refusals name an OpenAI-kind target.
 pub(super) fn openai_target(target_model: &str) -> String {
     format!("the OpenAI-kind model '{target_model}'")
