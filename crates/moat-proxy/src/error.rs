@@ -234,8 +234,8 @@ impl GatewayError {
             GatewayError::BodyTooLarge { .. } => 413,
             GatewayError::BodyRead(_)
             | GatewayError::InvalidRequest { .. }
-            | GatewayError::ParamNotAllowed(_)
-            | GatewayError::Translate(_) => 400,
+            | GatewayError::ParamNotAllowed(_) => 400,
+            GatewayError::Translate(e) => e.status(),
             GatewayError::Blocked { .. }
             | GatewayError::AccountBlocked { .. }
             | GatewayError::Unregistered { .. }
@@ -443,9 +443,11 @@ fn openai_type_and_code(err: &GatewayError) -> (&'static str, Option<&'static st
         GatewayError::Blocked { .. } => ("permission_error", Some("content_blocked")),
         GatewayError::ParamNotAllowed(_) => ("invalid_request_error", Some("param_not_allowed")),
         GatewayError::UnknownModel(_) => ("invalid_request_error", Some("model_not_found")),
-        GatewayError::BodyRead(_)
-        | GatewayError::InvalidRequest { .. }
-        | GatewayError::Translate(_) => ("invalid_request_error", None),
+        GatewayError::BodyRead(_) | GatewayError::InvalidRequest { .. } => {
+            ("invalid_request_error", None)
+        }
+        GatewayError::Translate(e) if e.status() == 502 => ("server_error", Some("upstream_error")),
+        GatewayError::Translate(e) => ("invalid_request_error", e.code()),
         GatewayError::UpstreamStatus { .. } | GatewayError::UpstreamUnavailable { .. } => {
             ("server_error", Some("upstream_error"))
         }

@@ -135,6 +135,9 @@ pub enum Class {
     ContextLength,
     /// The provider refused the content: answered as is, never retried.
     ContentPolicy,
+    /// The target cannot honour a field of the request across protocols (`logprobs` to an
+    /// Anthropic model): another target may. Not the target's fault, so its breaker is untouched.
+    Unhonoured,
     /// Anything else (the client's request, or moat's own failure): answered as is.
     Final,
 }
@@ -147,6 +150,7 @@ impl Class {
             Class::NextTarget => "upstream_auth_failed",
             Class::ContextLength => "context_length",
             Class::ContentPolicy => "content_policy",
+            Class::Unhonoured => "unhonoured_field",
             Class::Final => "error",
         }
     }
@@ -158,6 +162,7 @@ pub fn classify(error: &GatewayError) -> Class {
     match error {
         GatewayError::UpstreamUnavailable { .. } => Class::Retryable,
         GatewayError::UpstreamAuth { .. } => Class::NextTarget,
+        GatewayError::Translate(e) if e.refused_field().is_some() => Class::Unhonoured,
         GatewayError::UpstreamStatus { status, body, .. } => {
             let status = *status;
             if (400..500).contains(&status) {
@@ -304,6 +309,22 @@ pub fn skipped(target: &Target, retry_in_ms: u64) {
     )
     .increment(1);
     tracing::debug!(provider = %target.provider.name, model = %target.model, retry_in_ms, "target skipped: circuit breaker open");
+}
+
+/// Counts and logs a request field `target` cannot honour across protocols
+/// (`moat_translation_refused_total{field, provider}`); the next target, if any, is tried.
+pub fn unhonoured(target: &Target, error: &GatewayError) {
+    let field = match error {
+        GatewayError::Translate(e) => e.refused_field().unwrap_or_default(),
+        _ => String::new(),
+    };
+    tracing::info!(provider = %target.provider.name, model = %target.model, field = %field, "request field cannot be honoured by this target; trying the next");
+    metrics::counter!(
+        "moat_translation_refused_total",
+        "field" => field,
+        "provider" => target.provider.name.to_string()
+    )
+    .increment(1);
 }
 
 /// Counts a move from one target to another after a failure or a skip.

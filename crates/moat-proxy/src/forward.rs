@@ -225,6 +225,11 @@ impl Run<'_> {
                 Err(failed) => failed,
             };
             let class = failover::classify(&failed.error);
+            if class == Class::Unhonoured {
+                failover::unhonoured(target, &failed.error);
+                self.last_error = Some(failed.error);
+                return Step::Next;
+            }
             upstream_error(&target.provider.name, failed.error.kind());
             failover::attempt_outcome(target, class.label());
             match class {
@@ -236,7 +241,9 @@ impl Run<'_> {
                 // The target worked; the request did not. A probe's permit, dropped unreported,
                 // frees the probe for the next request.
                 Class::ContextLength => return Step::TooLong(failed.error),
-                Class::ContentPolicy | Class::Final => return Step::Stop(failed.error),
+                Class::ContentPolicy | Class::Final | Class::Unhonoured => {
+                    return Step::Stop(failed.error)
+                }
             }
             tracing::info!(provider = %target.provider.name, model = %target.model, error = %failed.error, "attempt failed");
             if self.limits.expired() {

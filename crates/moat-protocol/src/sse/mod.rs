@@ -25,6 +25,15 @@ impl SseEvent {
     pub fn is_done(&self) -> bool {
         self.data.trim() == "[DONE]"
     }
+
+    /// Whether the data is JSON (or `[DONE]`, or empty), as every event of both protocols'
+    /// streams is: a relay forwarding events raw checks this, without building a tree, so a broken
+    /// event never reaches a client whose SDK would fail to parse it.
+    pub fn is_json_or_done(&self) -> bool {
+        self.is_done()
+            || self.data.is_empty()
+            || serde_json::from_str::<serde::de::IgnoredAny>(&self.data).is_ok()
+    }
 }
 
 /// Why the decoder could not produce an event.

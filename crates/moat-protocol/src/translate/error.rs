@@ -78,6 +78,28 @@ impl TranslateError {
         }
     }
 
+    /// For a refused field, its path with list indices blanked (`tools[].type`): a metric
+    /// label of bounded cardinality.
+    pub fn refused_field(&self) -> Option<String> {
+        let TranslateError::Unsupported { param, .. } = self else {
+            return None;
+        };
+        let mut label = String::with_capacity(param.len());
+        let mut in_index = false;
+        for c in param.chars().take(64) {
+            match c {
+                '[' => {
+                    in_index = true;
+                    label.push_str("[]");
+                }
+                ']' => in_index = false,
+                _ if in_index => {}
+                c => label.push(c),
+            }
+        }
+        Some(label)
+    }
+
     /// The HTTP status to answer with: 400 for the client's fault, 502 for the upstream's.
     pub fn status(&self) -> u16 {
         match self {
@@ -115,5 +137,21 @@ impl TranslateError {
             TranslateError::InvalidUpstream { .. } => "api_error",
         };
         anthropic_error(r#type, self.message())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_fields_have_bounded_labels() {
+        let e = TranslateError::unsupported("messages[12].content[3].citations", "t", "r");
+        assert_eq!(
+            e.refused_field().as_deref(),
+            Some("messages[].content[].citations")
+        );
+        assert_eq!(TranslateError::invalid("n", "bad").refused_field(), None);
     }
 }

@@ -5,7 +5,7 @@ mod observer;
 
 pub use answer::AnswerKind;
 
-pub use observer::{has_non_null, has_usage, StreamKind, UsageObserver};
+pub use observer::{has_non_null, has_usage, is_usage_only_chunk, StreamKind, UsageObserver};
 
 use serde_json::{json, Value};
 
@@ -167,6 +167,37 @@ fn count(value: Option<&Value>) -> u64 {
                 .filter(|f| f.is_finite() && *f > 0.0)
                 .map_or(0, |f| f as u64)
         }),
+        _ => 0,
+    }
+}
+
+/// Estimated input tokens of an Anthropic request, for a target that cannot count them: about
+/// four characters a token over every text of `system`, `messages` and `tools` (structure keys
+/// such as `type`, `source` and ids not counted), at least 1.
+pub fn estimate_input_tokens(body: &serde_json::Value) -> u64 {
+    let chars: usize = ["system", "messages", "tools"]
+        .iter()
+        .filter_map(|field| body.get(field))
+        .map(text_chars)
+        .sum();
+    chars.div_ceil(4).max(1) as u64
+}
+
+fn text_chars(v: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.chars().count(),
+        Value::Array(items) => items.iter().map(text_chars).sum(),
+        Value::Object(map) => map
+            .iter()
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "type" | "source" | "role" | "cache_control" | "id" | "tool_use_id"
+                )
+            })
+            .map(|(_, v)| text_chars(v))
+            .sum(),
         _ => 0,
     }
 }

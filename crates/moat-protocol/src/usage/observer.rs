@@ -49,6 +49,25 @@ pub fn has_usage(data: &str) -> bool {
     non_null_after(data, &USAGE)
 }
 
+/// Whether an OpenAI chunk is the one `stream_options.include_usage` adds: no choices (or
+/// `"choices": null`, as some servers send), only usage. Parsed only when it carries usage.
+pub fn is_usage_only_chunk(data: &str) -> bool {
+    if !has_usage(data) {
+        return false;
+    }
+    match serde_json::from_str::<serde_json::Value>(data) {
+        Ok(v) => {
+            let no_choices = match v.get("choices") {
+                None | Some(serde_json::Value::Null) => true,
+                Some(serde_json::Value::Array(a)) => a.is_empty(),
+                Some(_) => false,
+            };
+            no_choices && v.get("usage").is_some_and(|u| !u.is_null())
+        }
+        Err(_) => false,
+    }
+}
+
 fn has_finish_reason(data: &str) -> bool {
     static FINISH: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"finish_reason\""));
     non_null_after(data, &FINISH)

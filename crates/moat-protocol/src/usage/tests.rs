@@ -190,3 +190,26 @@ fn observes_an_anthropic_stream_with_cumulative_deltas() {
     assert_eq!(observer.stop_reason(), Some("end_turn"));
     assert!(observer.completed());
 }
+
+#[test]
+fn token_estimate_counts_text_not_structure() {
+    let body = serde_json::json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "abcd"}, "efgh"]}]});
+    assert_eq!(super::estimate_input_tokens(&body), 2);
+    assert_eq!(super::estimate_input_tokens(&serde_json::json!({})), 1);
+}
+
+#[test]
+fn usage_only_chunks_are_told_from_content_chunks() {
+    assert!(super::is_usage_only_chunk(
+        r#"{"choices":[],"usage":{"prompt_tokens":1}}"#
+    ));
+    assert!(super::is_usage_only_chunk(
+        r#"{"choices":null,"usage":{"prompt_tokens":1}}"#
+    ));
+    assert!(!super::is_usage_only_chunk(
+        r#"{"choices":[{"delta":{}}],"usage":{"prompt_tokens":1}}"#
+    ));
+    assert!(!super::is_usage_only_chunk(
+        r#"{"choices":[],"usage":null}"#
+    ));
+}

@@ -169,20 +169,14 @@ pub async fn buffered(
     Ok(response)
 }
 
-/// Answers an Anthropic token count for a target that cannot count: about four characters a token
-/// over every text in the request. An estimate, and labelled as one in `x-moat-estimate`.
+/// Answers an Anthropic token count for a target that cannot count: an estimate
+/// ([`moat_protocol::usage::estimate_input_tokens`]), labelled as one in `x-moat-estimate`.
 pub fn estimated_token_count(body: &Value, record: &mut RequestRecord) -> Response {
-    let mut chars = 0usize;
-    for field in ["system", "messages", "tools"] {
-        if let Some(v) = body.get(field) {
-            chars += text_chars(v);
-        }
-    }
-    let tokens = chars.div_ceil(4).max(1);
+    let tokens = moat_protocol::usage::estimate_input_tokens(body);
     record.finish(
         200,
         Some(Usage {
-            input_tokens: tokens as u64,
+            input_tokens: tokens,
             ..Usage::default()
         }),
         None,
@@ -192,24 +186,6 @@ pub fn estimated_token_count(body: &Value, record: &mut RequestRecord) -> Respon
         .headers_mut()
         .insert("x-moat-estimate", HeaderValue::from_static("true"));
     response
-}
-
-fn text_chars(v: &Value) -> usize {
-    match v {
-        Value::String(s) => s.chars().count(),
-        Value::Array(items) => items.iter().map(text_chars).sum(),
-        Value::Object(map) => map
-            .iter()
-            .filter(|(k, _)| {
-                !matches!(
-                    k.as_str(),
-                    "type" | "source" | "role" | "cache_control" | "id" | "tool_use_id"
-                )
-            })
-            .map(|(_, v)| text_chars(v))
-            .sum(),
-        _ => 0,
-    }
 }
 
 /// Where an answer to `endpoint` from a provider of `kind` keeps its usage.
@@ -627,7 +603,7 @@ impl Relay {
             }
         }
         let passthrough = matches!(self.shape, Shape::Raw | Shape::StripUsage);
-        if passthrough && !is_json_or_done(event) {
+        if passthrough && !event.is_json_or_done() {
             // Forwarded raw, a broken event would make the client's SDK fail on a parse error;
             // it ends the stream the way the translators end it.
             return self.fail(
@@ -637,7 +613,9 @@ impl Relay {
         }
         let frames = match &mut self.shape {
             Shape::Raw => Ok(vec![event.raw.clone()]),
-            Shape::StripUsage if is_usage_only_chunk(event) => Ok(vec![]),
+            Shape::StripUsage if moat_protocol::usage::is_usage_only_chunk(&event.data) => {
+                Ok(vec![])
+            }
             Shape::StripUsage => Ok(vec![event.raw.clone()]),
             Shape::ToOpenAi(t) => t.on_event(event),
             Shape::ToAnthropic(t) => t.on_event(event),
@@ -777,34 +755,6 @@ impl Relay {
     }
 }
 
-/// Whether an event's data is JSON (or OpenAI's `[DONE]`), as every event of both protocols'
-/// streams is. Validated without building a tree.
-fn is_json_or_done(event: &SseEvent) -> bool {
-    event.is_done()
-        || event.data.is_empty()
-        || serde_json::from_str::<serde::de::IgnoredAny>(&event.data).is_ok()
-}
-
-/// The chunk OpenAI sends for `include_usage`: no choices, only usage.
-fn is_usage_only_chunk(event: &SseEvent) -> bool {
-    let data = event.data.as_str();
-    // Every chunk of a metered stream says `"usage": null`; only parse one that says more.
-    if !moat_protocol::usage::has_usage(data) {
-        return false;
-    }
-    match serde_json::from_str::<Value>(data) {
-        Ok(v) => {
-            let no_choices = match v.get("choices") {
-                None | Some(Value::Null) => true,
-                Some(Value::Array(a)) => a.is_empty(),
-                Some(_) => false,
-            };
-            no_choices && v.get("usage").is_some_and(|u| !u.is_null())
-        }
-        Err(_) => false,
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -818,13 +768,5 @@ mod tests {
             .unwrap();
         assert_eq!(b, [1.0f32.to_le_bytes(), (-2.0f32).to_le_bytes()].concat());
         assert!(floats_to_base64(json!({"data": [{"embedding": "already"}]})).is_none());
-    }
-
-    #[test]
-    fn token_estimate_counts_text_not_structure() {
-        assert_eq!(
-            text_chars(&json!([{"type": "text", "text": "abcd"}, "efgh"])),
-            8
-        );
     }
 }

@@ -48,7 +48,7 @@ fn provider(name: &str, kind: Protocol, base_url: String) -> ProviderConfig {
     p
 }
 
-fn model(name: &str, provider: &str, target: &str, fallbacks: &[&str]) -> ModelConfig {
+pub fn model(name: &str, provider: &str, target: &str, fallbacks: &[&str]) -> ModelConfig {
     let mut m = ModelConfig::new(name, vec![TargetConfig::new(provider, target)]);
     m.fallbacks = fallbacks.iter().map(|s| s.to_string()).collect();
     m
