@@ -65,7 +65,8 @@ pub(super) enum Place {
 }
 
 /// Converts one content part found at `path` in `place` into at most one Anthropic block.
-pub(super) type PartConverter = fn(&Value, &str, Place) -> Result<Option<Value>, TranslateError>;
+pub(super) type PartConverter<'a> =
+    dyn Fn(&Value, &str, Place) -> Result<Option<Value>, TranslateError> + 'a;
 
 /// User and assistant turns being built: blocks pushed for the role of the last turn join it,
 /// since Anthropic requires the roles to alternate.
@@ -110,7 +111,7 @@ fn content_blocks(
     path: &str,
     place: Place,
 ) -> Result<Vec<Value>, TranslateError> {
-    content_blocks_with(content, path, place, part_block)
+    content_blocks_with(content, path, place, &part_block)
 }
 
 /// A content string (one text block) or array of parts (each converted by `convert`) -> blocks.
@@ -118,7 +119,7 @@ pub(super) fn content_blocks_with(
     content: Option<&Value>,
     path: &str,
     place: Place,
-    convert: PartConverter,
+    convert: &PartConverter,
 ) -> Result<Vec<Value>, TranslateError> {
     match content {
         None => Ok(Vec::new()),
@@ -313,7 +314,7 @@ pub(super) fn parse_arguments(
 fn tool_result_block(message: &Object, path: &str) -> Result<Value, TranslateError> {
     let id = expect_str(message, "tool_call_id", path)?;
     let content_path = child(path, "content");
-    tool_result(id, field(message, "content"), &content_path, part_block)
+    tool_result(id, field(message, "content"), &content_path, &part_block)
 }
 
 /// A `tool_result` block for the call `id`: a string result stays a string (empty when absent),
@@ -322,7 +323,7 @@ pub(super) fn tool_result(
     id: &str,
     content: Option<&Value>,
     path: &str,
-    convert: PartConverter,
+    convert: &PartConverter,
 ) -> Result<Value, TranslateError> {
     let content = match content {
         None => Value::String(String::new()),

@@ -145,7 +145,7 @@ pub(super) fn assemble(
     out.insert("messages".to_owned(), Value::Array(messages));
     if let Some(tools) = convert_tools(request, target_model, parts.convert_tool)? {
         out.insert("tools".to_owned(), Value::Array(tools));
-        if let Some(choice) = convert_tool_choice(request, parts.named_choice)? {
+        if let Some(choice) = convert_tool_choice(request, target_model, parts.named_choice)? {
             out.insert("tool_choice".to_owned(), choice);
         }
     }
@@ -220,13 +220,15 @@ pub(super) fn function_tool(function: &Object, path: &str) -> Result<Object, Tra
     Ok(out)
 }
 
-/// Converts the object form of `tool_choice` (naming one function) to an Anthropic one.
-pub(super) type NamedChoiceConverter = fn(&Value) -> Result<Value, TranslateError>;
+/// Converts the object form of `tool_choice` (naming one function) to an Anthropic one, for the
+/// named target model.
+pub(super) type NamedChoiceConverter = fn(&Value, &str) -> Result<Value, TranslateError>;
 
 /// `tool_choice` (`auto`, `required`, `none`, or an object converted by `named`) and
 /// `parallel_tool_calls` -> Anthropic `tool_choice` (only sent with tools).
 fn convert_tool_choice(
     request: &Object,
+    target_model: &str,
     named: NamedChoiceConverter,
 ) -> Result<Option<Value>, TranslateError> {
     let mut choice = match field(request, "tool_choice") {
@@ -242,7 +244,7 @@ fn convert_tool_choice(
                 ))
             }
         }),
-        Some(object) => Some(named(object)?),
+        Some(object) => Some(named(object, target_model)?),
     };
     let parallel = field(request, "parallel_tool_calls").and_then(Value::as_bool);
     if parallel == Some(false) {
@@ -256,7 +258,7 @@ fn convert_tool_choice(
     Ok(choice)
 }
 
-fn named_tool_choice(choice: &Value) -> Result<Value, TranslateError> {
+fn named_tool_choice(choice: &Value, _target_model: &str) -> Result<Value, TranslateError> {
     let object = expect_object(choice, "tool_choice")?;
     if str_field(object, "type") != Some("function") {
         return Err(TranslateError::invalid(

@@ -73,7 +73,9 @@ fn convert_item(
         "message" => {
             let content = field(entry, "content");
             let content_path = child(path, "content");
-            let convert = |place| content_blocks_with(content, &content_path, place, part_block);
+            let parts =
+                |part: &Value, path: &str, place| part_block(part, path, place, target_model);
+            let convert = |place| content_blocks_with(content, &content_path, place, &parts);
             match expect_str(entry, "role", path)? {
                 "system" | "developer" => system.extend(convert(Place::System)?),
                 "user" => turns.push("user", convert(Place::User)?),
@@ -90,7 +92,10 @@ fn convert_item(
             }
         }
         "function_call" => turns.push("assistant", vec![tool_use_block(entry, path)?]),
-        "function_call_output" => turns.push("user", vec![tool_result_block(entry, path)?]),
+        "function_call_output" => {
+            let block = tool_result_block(entry, path, target_model)?;
+            turns.push("user", vec![block]);
+        }
         "reasoning" => {
             let token = str_field(entry, "encrypted_content");
             let restored = match token {
@@ -120,7 +125,12 @@ fn convert_item(
 
 /// One Responses content part -> at most one Anthropic block: text parts anywhere, `refusal`
 /// in assistant messages, images and files in user messages and tool outputs.
-fn part_block(part: &Value, path: &str, place: Place) -> Result<Option<Value>, TranslateError> {
+fn part_block(
+    part: &Value,
+    path: &str,
+    place: Place,
+    target_model: &str,
+) -> Result<Option<Value>, TranslateError> {
     let part = expect_object(part, path)?;
     let kind = expect_str(part, "type", path)?;
     match (kind, place) {
@@ -128,11 +138,13 @@ fn part_block(part: &Value, path: &str, place: Place) -> Result<Option<Value>, T
         ("refusal", Place::Assistant) => Ok(text_block(expect_str(part, "refusal", path)?)),
         ("input_image", Place::User | Place::ToolResult) => {
             if field(part, "image_url").is_none() && field(part, "file_id").is_some() {
-                return Err(uploaded_file(path));
+                return Err(uploaded_file(path, target_model));
             }
             image_block(part, path).map(Some)
         }
-        ("input_file", Place::User | Place::ToolResult) => document_block(part, path).map(Some),
+        ("input_file", Place::User | Place::ToolResult) => {
+            document_block(part, path, target_model).map(Some)
+        }
         _ => {
             let param = child(path, "type");
             Err(TranslateError::invalid(
@@ -145,7 +157,7 @@ fn part_block(part: &Value, path: &str, place: Place) -> Result<Option<Value>, T
 
 /// An `input_file` part: inline `file_data` (a PDF data: URL) -> a base64 document, `file_url`
 /// -> a url document; a `file_id` is refused.
-fn document_block(part: &Object, path: &str) -> Result<Value, TranslateError> {
+fn document_block(part: &Object, path: &str, target_model: &str) -> Result<Value, TranslateError> {
     if field(part, "file_data").is_none() {
         if let Some(url) = str_field(part, "file_url") {
             if url.starts_with("https://") || url.starts_with("http://") {
@@ -153,17 +165,19 @@ fn document_block(part: &Object, path: &str) -> Result<Value, TranslateError> {
             }
         }
         if field(part, "file_id").is_some() {
-            return Err(uploaded_file(path));
+            return Err(uploaded_file(path, target_model));
         }
     }
     inline_document_block(part, path)
 }
 
-fn uploaded_file(path: &str) -> TranslateError {
-    let param = child(path, "file_id");
-    TranslateError::invalid(
-        &param,
-        format!("{param}: files uploaded to OpenAI cannot be read by Anthropic models; send the file inline (a data: URL) or by https URL"),
+/// A `file_id`: the file is stored at OpenAI, where an OpenAI-kind target of the route can
+/// read it, so this is a refusal (the next target is tried), not a malformed request.
+fn uploaded_file(path: &str, target_model: &str) -> TranslateError {
+    TranslateError::unsupported(
+        child(path, "file_id"),
+        &anthropic_target(target_model),
+        "files uploaded to OpenAI cannot be read from it: send the file inline (a data: URL) or by https URL",
     )
 }
 
@@ -176,8 +190,13 @@ fn tool_use_block(entry: &Object, path: &str) -> Result<Value, TranslateError> {
 }
 
 /// A `function_call_output` item -> a `tool_result` block; `output` is a string or parts.
-fn tool_result_block(entry: &Object, path: &str) -> Result<Value, TranslateError> {
+fn tool_result_block(
+    entry: &Object,
+    path: &str,
+    target_model: &str,
+) -> Result<Value, TranslateError> {
     let call_id = expect_str(entry, "call_id", path)?;
     let output_path = child(path, "output");
-    tool_result(call_id, field(entry, "output"), &output_path, part_block)
+    let parts = |part: &Value, path: &str, place| part_block(part, path, place, target_model);
+    tool_result(call_id, field(entry, "output"), &output_path, &parts)
 }

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use super::contract;
 use super::input::convert_input;
 use crate::translate::contract::anthropic_target;
-use crate::translate::json::{child, expect_object, expect_str, field, positive_int, str_field};
+use crate::translate::json::{child, expect_object, expect_str, field, positive_int};
 use crate::translate::request_o2a::{assemble, function_tool, Parts};
 use crate::translate::structured;
 use crate::translate::{AnthropicRequestOptions, TranslateError};
@@ -89,13 +89,16 @@ fn convert_tool(tool: &Value, path: &str, target_model: &str) -> Result<Value, T
     function_tool(tool, path).map(Value::Object)
 }
 
-/// `{type: "function", name}` -> `{type: "tool", name}`.
-fn named_tool_choice(choice: &Value) -> Result<Value, TranslateError> {
+/// `{type: "function", name}` -> `{type: "tool", name}`; the other forms (`allowed_tools`,
+/// hosted tools, `mcp`, `custom`) are refused.
+fn named_tool_choice(choice: &Value, target_model: &str) -> Result<Value, TranslateError> {
     let choice = expect_object(choice, "tool_choice")?;
-    if str_field(choice, "type") != Some("function") {
-        return Err(TranslateError::invalid(
+    let kind = expect_str(choice, "type", "tool_choice")?;
+    if kind != "function" {
+        return Err(TranslateError::unsupported(
             "tool_choice.type",
-            "tool_choice must be auto, required, none or a function",
+            &anthropic_target(target_model),
+            &format!("it can be made to use a function, not '{kind}'"),
         ));
     }
     let name = expect_str(choice, "name", "tool_choice")?;
