@@ -4,10 +4,9 @@
 use serde_json::{json, Value};
 
 use super::contract::ENCRYPTED_REASONING;
+use super::response::openai_responses_usage_json;
 use crate::translate::json::{field, Object};
 use crate::usage::Usage;
-
-use super::response::openai_responses_usage_json;
 
 /// The settings of a Responses request that its answer echoes, taken once from the client's
 /// request (before translation) and kept for the answer or the whole stream.

@@ -16,6 +16,7 @@
 
 mod contract;
 mod echo;
+mod events;
 mod input;
 mod items;
 mod reasoning;

@@ -4,12 +4,13 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::echo::{Answer, ResponsesEcho};
+use super::events::Events;
 use super::items::{
     function_call_item, message_item, output_text, reasoning_item, refusal, ItemIds, Outcome,
 };
 use super::reasoning;
 use crate::errors::anthropic_error_to_openai;
-use crate::sse::{encode_event, SseEvent};
+use crate::sse::SseEvent;
 use crate::translate::anthropic_event::AnthropicEvent;
 use crate::translate::response_a2o::REFUSAL_TEXT;
 use crate::translate::TranslateError;
@@ -44,15 +45,13 @@ pub struct AnthropicToResponsesStream {
     client_model: String,
     created_at: i64,
     ids: ItemIds,
-    sequence: u64,
+    events: Events,
     usage: Option<AnthropicUsage>,
     stop_reason: Option<String>,
     started: bool,
     /// `message_delta` was seen: the last item has its final status.
     settled: bool,
     ended: bool,
-    /// Items closed so far; the open item's output index is its length.
-    output: Vec<Value>,
     open: Option<Open>,
 }
 
@@ -94,13 +93,12 @@ impl AnthropicToResponsesStream {
             client_model: client_model.to_owned(),
             created_at,
             ids: ItemIds::new(None),
-            sequence: 0,
+            events: Events::default(),
             usage: None,
             stop_reason: None,
             started: false,
             settled: false,
             ended: false,
-            output: Vec::new(),
             open: None,
         }
     }
@@ -170,14 +168,11 @@ impl AnthropicToResponsesStream {
             return;
         }
         self.started = true;
-        let response = self.response("in_progress", None, None);
-        self.emit(frames, "response.created", json!({"response": response}));
-        let response = self.response("in_progress", None, None);
-        self.emit(
-            frames,
-            "response.in_progress",
-            json!({"response": response}),
-        );
+        for kind in ["response.created", "response.in_progress"] {
+            let response = self.response("in_progress", None, None);
+            self.events
+                .emit(frames, kind, json!({"response": response}));
+        }
     }
 
     fn on_block_start(&mut self, data: &Value, frames: &mut Vec<Bytes>) {
@@ -216,7 +211,8 @@ impl AnthropicToResponsesStream {
 
     fn open_message(&mut self, block: u64, frames: &mut Vec<Bytes>) -> Open {
         let id = self.next_id("msg");
-        self.added(frames, message_item(&id, "in_progress", Vec::new()));
+        self.events
+            .added(frames, message_item(&id, "in_progress", Vec::new()));
         self.part_added(frames, &id, 0, output_text(""));
         let body = Body::Message {
             text: String::new(),
@@ -226,7 +222,7 @@ impl AnthropicToResponsesStream {
 
     fn open_reasoning(&mut self, block: u64, start: &Value, frames: &mut Vec<Bytes>) -> Open {
         let id = self.next_id("rs");
-        self.added(frames, reasoning_item(&id, "", None));
+        self.events.added(frames, reasoning_item(&id, "", None));
         let redacted = (start["type"] == "redacted_thinking")
             .then(|| start["data"].as_str().unwrap_or_default().to_owned());
         let body = Body::Reasoning {
@@ -241,7 +237,7 @@ impl AnthropicToResponsesStream {
         let id = self.next_id("fc");
         let (call_id, name) = (start["id"].clone(), start["name"].clone());
         let item = function_call_item(&id, "in_progress", &call_id, &name, "");
-        self.added(frames, item);
+        self.events.added(frames, item);
         let body = Body::Call {
             call_id,
             name,
@@ -268,11 +264,9 @@ impl AnthropicToResponsesStream {
                 let fragment = text("text");
                 if !fragment.is_empty() {
                     all.push_str(&fragment);
-                    let fields = self.content_fields(&open.id, 0);
-                    self.emit_with(frames, "response.output_text.delta", fields, |event| {
-                        event.insert("delta".to_owned(), json!(fragment));
-                        event.insert("logprobs".to_owned(), json!([]));
-                    });
+                    let extra = json!({"delta": fragment, "logprobs": []});
+                    let kind = "response.output_text.delta";
+                    self.events.part_event(frames, kind, &open.id, 0, extra);
                 }
             }
             (Body::Call { .. }, Some("input_json_delta")) => {
@@ -282,10 +276,9 @@ impl AnthropicToResponsesStream {
                 let fragment = text("thinking");
                 if !fragment.is_empty() {
                     thinking.push_str(&fragment);
-                    let fields = self.content_fields(&open.id, 0);
-                    self.emit_with(frames, "response.reasoning_text.delta", fields, |event| {
-                        event.insert("delta".to_owned(), json!(fragment));
-                    });
+                    let extra = json!({"delta": fragment});
+                    let kind = "response.reasoning_text.delta";
+                    self.events.part_event(frames, kind, &open.id, 0, extra);
                 }
             }
             (Body::Reasoning { signature, .. }, Some("signature_delta")) => {
@@ -300,15 +293,9 @@ impl AnthropicToResponsesStream {
         if let Body::Call { arguments, .. } = &mut open.body {
             if !fragment.is_empty() {
                 arguments.push_str(fragment);
-                let fields = json!({"item_id": open.id, "output_index": self.output.len()});
-                self.emit_with(
-                    frames,
-                    "response.function_call_arguments.delta",
-                    fields,
-                    |e| {
-                        e.insert("delta".to_owned(), json!(fragment));
-                    },
-                );
+                let kind = "response.function_call_arguments.delta";
+                let extra = json!({"delta": fragment});
+                self.events.item_event(frames, kind, &open.id, extra);
             }
         }
     }
@@ -346,7 +333,8 @@ impl AnthropicToResponsesStream {
                     self.open = other;
                     self.close("completed", frames);
                     let id = self.next_id("msg");
-                    self.added(frames, message_item(&id, "in_progress", Vec::new()));
+                    let item = message_item(&id, "in_progress", Vec::new());
+                    self.events.added(frames, item);
                     (id, Vec::new())
                 }
             };
@@ -367,7 +355,8 @@ impl AnthropicToResponsesStream {
         } else {
             "response.completed"
         };
-        self.emit(frames, kind, json!({"response": response}));
+        self.events
+            .emit(frames, kind, json!({"response": response}));
         self.ended = true;
     }
 
@@ -383,7 +372,7 @@ impl AnthropicToResponsesStream {
         match body {
             Body::Message { text } => {
                 let content = self.finish_text(&id, &text, frames);
-                self.done(frames, message_item(&id, status, content));
+                self.events.done(frames, message_item(&id, status, content));
             }
             Body::Call {
                 call_id,
@@ -396,18 +385,11 @@ impl AnthropicToResponsesStream {
                 } else {
                     arguments
                 };
-                let fields = json!({"item_id": id, "output_index": self.output.len()});
-                self.emit_with(
-                    frames,
-                    "response.function_call_arguments.done",
-                    fields,
-                    |e| {
-                        e.insert("arguments".to_owned(), json!(arguments));
-                        e.insert("name".to_owned(), name.clone());
-                    },
-                );
+                let kind = "response.function_call_arguments.done";
+                let extra = json!({"arguments": arguments, "name": name});
+                self.events.item_event(frames, kind, &id, extra);
                 let item = function_call_item(&id, status, &call_id, &name, &arguments);
-                self.done(frames, item);
+                self.events.done(frames, item);
             }
             Body::Reasoning {
                 thinking,
@@ -415,10 +397,9 @@ impl AnthropicToResponsesStream {
                 redacted,
             } => {
                 if !thinking.is_empty() {
-                    let fields = self.content_fields(&id, 0);
-                    self.emit_with(frames, "response.reasoning_text.done", fields, |event| {
-                        event.insert("text".to_owned(), json!(thinking));
-                    });
+                    let kind = "response.reasoning_text.done";
+                    let extra = json!({"text": thinking});
+                    self.events.part_event(frames, kind, &id, 0, extra);
                 }
                 let block = match redacted {
                     Some(data) => json!({"type": "redacted_thinking", "data": data}),
@@ -431,7 +412,8 @@ impl AnthropicToResponsesStream {
                     .encrypted_reasoning()
                     .then(|| reasoning::seal(&block))
                     .flatten();
-                self.done(frames, reasoning_item(&id, &thinking, token));
+                self.events
+                    .done(frames, reasoning_item(&id, &thinking, token));
             }
         }
     }
@@ -446,36 +428,35 @@ impl AnthropicToResponsesStream {
     ) {
         let index = content.len();
         self.part_added(frames, &id, index, refusal(""));
-        let fields = self.content_fields(&id, index);
-        self.emit_with(frames, "response.refusal.delta", fields.clone(), |event| {
-            event.insert("delta".to_owned(), json!(REFUSAL_TEXT));
-        });
-        self.emit_with(frames, "response.refusal.done", fields.clone(), |event| {
-            event.insert("refusal".to_owned(), json!(REFUSAL_TEXT));
-        });
-        self.emit_with(frames, "response.content_part.done", fields, |event| {
-            event.insert("part".to_owned(), refusal(REFUSAL_TEXT));
-        });
+        for (kind, extra) in [
+            ("response.refusal.delta", json!({"delta": REFUSAL_TEXT})),
+            ("response.refusal.done", json!({"refusal": REFUSAL_TEXT})),
+            (
+                "response.content_part.done",
+                json!({"part": refusal(REFUSAL_TEXT)}),
+            ),
+        ] {
+            self.events.part_event(frames, kind, &id, index, extra);
+        }
         content.push(refusal(REFUSAL_TEXT));
-        self.done(frames, message_item(&id, status, content));
+        self.events.done(frames, message_item(&id, status, content));
     }
 
     /// The done events of the text part of message item `id`; returns the message's content.
     fn finish_text(&mut self, id: &str, text: &str, frames: &mut Vec<Bytes>) -> Vec<Value> {
-        let fields = self.content_fields(id, 0);
-        self.emit_with(
-            frames,
-            "response.output_text.done",
-            fields.clone(),
-            |event| {
-                event.insert("text".to_owned(), json!(text));
-                event.insert("logprobs".to_owned(), json!([]));
-            },
-        );
-        self.emit_with(frames, "response.content_part.done", fields, |event| {
-            event.insert("part".to_owned(), output_text(text));
-        });
+        let done = json!({"text": text, "logprobs": []});
+        let part = json!({"part": output_text(text)});
+        self.events
+            .part_event(frames, "response.output_text.done", id, 0, done);
+        self.events
+            .part_event(frames, "response.content_part.done", id, 0, part);
         vec![output_text(text)]
+    }
+
+    fn part_added(&mut self, frames: &mut Vec<Bytes>, id: &str, index: usize, part: Value) {
+        let kind = "response.content_part.added";
+        let extra = json!({"part": part});
+        self.events.part_event(frames, kind, id, index, extra);
     }
 
     fn fail_with(&mut self, error: &Value, frames: &mut Vec<Bytes>) {
@@ -487,10 +468,11 @@ impl AnthropicToResponsesStream {
         // Flat fields as the SDKs' types declare them, nested as the API sends them today.
         let nested = json!({"type": kind, "code": code, "message": message, "param": null});
         let event = json!({"code": code, "message": message, "param": null, "error": nested});
-        self.emit(frames, "error", event);
+        self.events.emit(frames, "error", event);
         let failure = json!({"code": code, "message": message});
         let response = self.response("failed", None, Some(failure));
-        self.emit(frames, "response.failed", json!({"response": response}));
+        let fields = json!({"response": response});
+        self.events.emit(frames, "response.failed", fields);
         self.ended = true;
     }
 
@@ -505,7 +487,7 @@ impl AnthropicToResponsesStream {
             incomplete_reason: incomplete,
             error,
             output: if done {
-                self.output.clone()
+                self.events.done_items().to_vec()
             } else {
                 Vec::new()
             },
@@ -515,57 +497,6 @@ impl AnthropicToResponsesStream {
 
     /// The id of the next item (`prefix` names its type).
     fn next_id(&self, prefix: &str) -> String {
-        self.ids.item(prefix, self.output.len())
-    }
-
-    fn content_fields(&self, item_id: &str, content_index: usize) -> Value {
-        json!({
-            "item_id": item_id,
-            "output_index": self.output.len(),
-            "content_index": content_index,
-        })
-    }
-
-    fn added(&mut self, frames: &mut Vec<Bytes>, item: Value) {
-        let event = json!({"output_index": self.output.len(), "item": item});
-        self.emit(frames, "response.output_item.added", event);
-    }
-
-    fn part_added(&mut self, frames: &mut Vec<Bytes>, id: &str, index: usize, part: Value) {
-        let fields = self.content_fields(id, index);
-        self.emit_with(frames, "response.content_part.added", fields, |event| {
-            event.insert("part".to_owned(), part);
-        });
-    }
-
-    /// `response.output_item.done` for `item`, which joins the output.
-    fn done(&mut self, frames: &mut Vec<Bytes>, item: Value) {
-        let event = json!({"output_index": self.output.len(), "item": item.clone()});
-        self.emit(frames, "response.output_item.done", event);
-        self.output.push(item);
-    }
-
-    fn emit_with(
-        &mut self,
-        frames: &mut Vec<Bytes>,
-        kind: &str,
-        fields: Value,
-        extend: impl FnOnce(&mut serde_json::Map<String, Value>),
-    ) {
-        let mut fields = fields;
-        if let Some(object) = fields.as_object_mut() {
-            extend(object);
-        }
-        self.emit(frames, kind, fields);
-    }
-
-    /// One event: `type` and `sequence_number` first, then `fields`.
-    fn emit(&mut self, frames: &mut Vec<Bytes>, kind: &str, fields: Value) {
-        let mut event = json!({"type": kind, "sequence_number": self.sequence});
-        if let (Some(event), Value::Object(fields)) = (event.as_object_mut(), fields) {
-            event.extend(fields);
-        }
-        self.sequence += 1;
-        frames.push(encode_event(Some(kind), &event.to_string()));
+        self.ids.item(prefix, self.events.output_index())
     }
 }
