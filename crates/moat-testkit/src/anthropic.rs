@@ -4,8 +4,9 @@ use base64::Engine as _;
 use moat_core::Protocol;
 use serde_json::{json, Map, Value};
 
-use crate::answer::Answer;
+use crate::answer::{Answer, Ask};
 use crate::errors::ApiError;
+use crate::format;
 use crate::reply::Reply;
 use crate::request::Fields;
 use crate::text::{self, content_text, count_words, id_suffix, stable_hash, Generation};
@@ -35,12 +36,14 @@ pub(crate) fn messages(body: &Map<String, Value>) -> Result<Reply, ApiError> {
         )
     })?;
 
+    let format = format::anthropic(&fields)?;
     let prompt = last_user_text(turns);
     let seed = stable_hash(&["messages", model, &prompt]);
     let thought = thinking.then(|| text::thought(model, &prompt, Some(max)));
     let used = thought.as_ref().map_or(0, Generation::tokens);
     let mut blocks = Vec::new();
     let mut truncated = false;
+    let mut refused = false;
     if let Some(thought) = thought {
         truncated = thought.truncated;
         let signature = base64::engine::general_purpose::STANDARD
@@ -48,10 +51,20 @@ pub(crate) fn messages(body: &Map<String, Value>) -> Result<Reply, ApiError> {
         blocks.push(Block::Thinking { thought, signature });
     }
     if used < max {
-        let answer = Answer::new(model, &prompt, 0, Some(max - used), tool);
+        let ask = Ask {
+            max: Some(max - used),
+            tool,
+            format,
+        };
+        let answer = Answer::new(model, &prompt, 0, ask);
         truncated |= answer.truncated();
         blocks.push(match answer {
             Answer::Text(g) => Block::Text(g),
+            Answer::Refusal(g) => {
+                // Anthropic refuses in a text block and says so in `stop_reason`.
+                refused = true;
+                Block::Text(g)
+            }
             Answer::Tool(call) => Block::Tool(call),
         });
     }
@@ -59,6 +72,8 @@ pub(crate) fn messages(body: &Map<String, Value>) -> Result<Reply, ApiError> {
         "tool_use"
     } else if truncated {
         "max_tokens"
+    } else if refused {
+        "refusal"
     } else {
         "end_turn"
     };

@@ -5,11 +5,11 @@
 //!
 //! | route | protocol |
 //! |---|---|
-//! | `POST /v1/chat/completions` | OpenAI Chat Completions, streamed or not, `n`, tools |
-//! | `POST /v1/responses` | OpenAI Responses, typed event stream, function calls |
+//! | `POST /v1/chat/completions` | OpenAI Chat Completions, streamed or not, `n`, tools, structured output |
+//! | `POST /v1/responses` | OpenAI Responses, typed event stream, function calls, structured output |
 //! | `POST /v1/embeddings` | OpenAI embeddings, float or base64 |
 //! | `GET /v1/models`, `GET /v1/models/{id}` | one shape that satisfies both SDKs |
-//! | `POST /v1/messages` | Anthropic Messages, streamed or not, tools, thinking |
+//! | `POST /v1/messages` | Anthropic Messages, streamed or not, tools, thinking, structured output |
 //! | `POST /v1/messages/count_tokens` | Anthropic token counting |
 //!
 //! # What the simulated model says
@@ -29,6 +29,37 @@
 //! thinking block with a signature first; its words count as output tokens and against
 //! `max_tokens`, as Anthropic counts them. The sim is stateless: a Responses `previous_response_id`
 //! gets a 400 `previous_response_not_found`.
+//!
+//! ## Structured output
+//! A request that asks for JSON gets JSON as its text (chat `message.content`, Responses
+//! `output_text`, the Anthropic text block) instead of words:
+//!
+//! | protocol | asked with |
+//! |---|---|
+//! | Chat Completions | `response_format: {type: "json_schema", json_schema: {name, schema}}` or `{type: "json_object"}` |
+//! | Responses | `text: {format: {type: "json_schema", name, schema}}` (flat) or `{type: "json_object"}` |
+//! | Messages | `output_config: {format: {type: "json_schema", schema}}`, or the legacy `output_format` |
+//!
+//! `json_object` gets `{"reply": TEXT}` with the usual text reply. A schema gets a value valid for
+//! it, built deterministically by the same generator as tool arguments, but with every listed
+//! property (not only the required ones) and strings drawn from the word list: `const` and `enum`
+//! give their first value, `$ref` follows `#/$defs/...` and `#/definitions/...`, `anyOf`/`oneOf`
+//! their first non-null branch, `allOf` merges its objects, a list of types its first non-null
+//! one; arrays get one item (or `minItems`), numbers 1 unless bounds exclude it, strings honour
+//! `minLength`/`maxLength` and the common `format`s (a fixed date-time, email, uuid...). Depth and
+//! size are bounded, so recursive or hostile schemas end. Tool calls still take precedence when
+//! tools are offered.
+//!
+//! The JSON streams in token-sized pieces (runs of word characters and of punctuation, as
+//! `{"`, `city`, `":"`, `oslo`, `"}`), each one output token; `max_tokens` cuts it like any reply,
+//! leaving invalid JSON with the length stop reason, as real providers do.
+//!
+//! When the last user text contains `[sim:refuse]`, a structured request is refused with
+//! "I'm sorry, I can't help with that." (one token per word): Chat Completions sends it as
+//! `message.refusal` with `content: null` (streamed as `delta.refusal`) and finish reason `stop`;
+//! Responses as a message whose content part is `{type: "refusal", refusal}` (streamed as
+//! `response.refusal.delta`/`.done`); Anthropic as a text block with `stop_reason: "refusal"`.
+//! Without a structured format the marker is just text.
 //!
 //! # Faults
 //! [`SimUpstream::push_fault`] queues a [`Fault`] for the next request on any route;
@@ -60,6 +91,7 @@ mod anthropic;
 mod embeddings;
 mod errors;
 mod fault;
+mod format;
 mod models;
 mod openai_chat;
 mod playback;
@@ -67,8 +99,10 @@ mod reply;
 mod request;
 mod responses;
 mod router;
+mod schema;
 mod server;
 mod state;
+mod structured;
 mod text;
 mod tools;
 

@@ -3,8 +3,9 @@
 use moat_core::Protocol;
 use serde_json::{json, Map, Value};
 
-use crate::answer::Answer;
+use crate::answer::{Answer, Ask};
 use crate::errors::ApiError;
+use crate::format;
 use crate::reply::{Reply, SseEvent, Transcript};
 use crate::request::Fields;
 use crate::text::{content_text, count_words, id_suffix, stable_hash};
@@ -56,6 +57,11 @@ pub(crate) fn complete(body: &Map<String, Value>, created: i64) -> Result<Reply,
         )
     })?;
 
+    let ask = Ask {
+        max,
+        tool,
+        format: format::chat(&fields)?,
+    };
     let prompt = last_user_text(messages);
     let completion = Completion {
         id: format!(
@@ -65,7 +71,7 @@ pub(crate) fn complete(body: &Map<String, Value>, created: i64) -> Result<Reply,
         model,
         created,
         answers: (0..n)
-            .map(|i| Answer::new(model, &prompt, i, max, tool))
+            .map(|i| Answer::new(model, &prompt, i, ask))
             .collect(),
         prompt_tokens: messages
             .iter()
@@ -166,6 +172,9 @@ impl Completion<'_> {
                         "refusal": null,
                         "annotations": [],
                     }),
+                    Answer::Refusal(g) => json!({
+                        "role": "assistant", "content": null, "refusal": g.text(), "annotations": [],
+                    }),
                 };
                 json!({
                     "index": index, "message": message, "logprobs": null,
@@ -185,8 +194,9 @@ impl Completion<'_> {
         })
     }
 
-    /// The stream: per choice a role delta, one delta per word (or the tool call's first delta and
-    /// argument fragments), a finish delta; then the usage chunk if asked, then `[DONE]`.
+    /// The stream: per choice a role delta, one delta per word or JSON piece (or refusal word, or
+    /// the tool call's first delta and argument fragments), a finish delta; then the usage chunk
+    /// if asked, then `[DONE]`.
     fn chunks(&self, include_usage: bool) -> Transcript {
         let mut transcript = Transcript::unnamed();
         let chunk = |choices: Value, usage: Option<Value>| {
@@ -212,6 +222,14 @@ impl Completion<'_> {
                     transcript.push(SseEvent::data(&chunk(delta(index, first, None), None)));
                     for word in g.deltas() {
                         let d = delta(index, json!({"content": word}), None);
+                        transcript.push(SseEvent::data(&chunk(d, None)).paced());
+                    }
+                }
+                Answer::Refusal(g) => {
+                    let first = json!({"role": "assistant", "content": null, "refusal": ""});
+                    transcript.push(SseEvent::data(&chunk(delta(index, first, None), None)));
+                    for word in g.deltas() {
+                        let d = delta(index, json!({"refusal": word}), None);
                         transcript.push(SseEvent::data(&chunk(d, None)).paced());
                     }
                 }
@@ -265,7 +283,7 @@ impl Completion<'_> {
 fn finish_reason(answer: &Answer) -> &'static str {
     match answer {
         Answer::Tool(_) => "tool_calls",
-        Answer::Text(g) if g.truncated => "length",
-        Answer::Text(_) => "stop",
+        Answer::Text(g) | Answer::Refusal(g) if g.truncated => "length",
+        Answer::Text(_) | Answer::Refusal(_) => "stop",
     }
 }

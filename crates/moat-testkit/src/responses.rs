@@ -3,11 +3,12 @@
 use moat_core::Protocol;
 use serde_json::{json, Map, Value};
 
-use crate::answer::Answer;
+use crate::answer::{Answer, Ask};
 use crate::errors::ApiError;
+use crate::format;
 use crate::reply::{Reply, SseEvent, Transcript};
 use crate::request::Fields;
-use crate::text::{content_text, count_words, id_suffix, stable_hash};
+use crate::text::{content_text, count_words, id_suffix, stable_hash, Generation};
 use crate::tools::{self, ToolCall, ToolChoice, ToolSpec};
 
 /// Serves one Responses request.
@@ -44,6 +45,11 @@ pub(crate) fn create(body: &Map<String, Value>, created: i64) -> Result<Reply, A
         )
     })?;
 
+    let ask = Ask {
+        max,
+        tool,
+        format: format::responses(&fields)?,
+    };
     let prompt = last_user_text(&items);
     let seed = stable_hash(&["responses", model, &prompt]);
     let response = Response {
@@ -54,7 +60,7 @@ pub(crate) fn create(body: &Map<String, Value>, created: i64) -> Result<Reply, A
         model,
         input_tokens: instructions.map_or(0, count_words)
             + items.iter().map(item_tokens).sum::<u64>(),
-        answer: Answer::new(model, &prompt, 0, max, tool),
+        answer: Answer::new(model, &prompt, 0, ask),
     };
     Ok(if stream {
         Reply::Stream(response.events())
@@ -187,6 +193,7 @@ impl Response<'_> {
     fn output_item(&self) -> Value {
         match &self.answer {
             Answer::Text(g) => self.message_item(self.status(), vec![text_part(&g.text())]),
+            Answer::Refusal(g) => self.message_item(self.status(), vec![refusal_part(&g.text())]),
             Answer::Tool(call) => self.call_item(call, "completed", &call.arguments),
         }
     }
@@ -216,31 +223,8 @@ impl Response<'_> {
         events.push("response.created", json!({"response": in_progress}));
         events.push("response.in_progress", json!({"response": in_progress}));
         match &self.answer {
-            Answer::Text(g) => {
-                let id = &self.item_id;
-                let at = json!({"item_id": id, "output_index": 0, "content_index": 0});
-                let item = self.message_item("in_progress", Vec::new());
-                events.push(
-                    "response.output_item.added",
-                    json!({"output_index": 0, "item": item}),
-                );
-                events.push(
-                    "response.content_part.added",
-                    with(&at, "part", text_part("")),
-                );
-                for word in g.deltas() {
-                    let mut delta = with(&at, "delta", json!(word));
-                    delta["logprobs"] = json!([]);
-                    events.push_paced("response.output_text.delta", delta);
-                }
-                let mut done = with(&at, "text", json!(g.text()));
-                done["logprobs"] = json!([]);
-                events.push("response.output_text.done", done);
-                events.push(
-                    "response.content_part.done",
-                    with(&at, "part", text_part(&g.text())),
-                );
-            }
+            Answer::Text(g) => self.content_events(&mut events, g, &TEXT),
+            Answer::Refusal(g) => self.content_events(&mut events, g, &REFUSAL),
             Answer::Tool(call) => {
                 let id = call.id("fc_", 48);
                 let at = json!({"item_id": id, "output_index": 0});
@@ -273,10 +257,70 @@ impl Response<'_> {
         events.push(last, json!({"response": response}));
         events.transcript
     }
+
+    /// The events of a message with one content part: added, deltas, done.
+    fn content_events(&self, events: &mut Events, g: &Generation, kind: &PartKind) {
+        let at = json!({"item_id": self.item_id, "output_index": 0, "content_index": 0});
+        let item = self.message_item("in_progress", Vec::new());
+        events.push(
+            "response.output_item.added",
+            json!({"output_index": 0, "item": item}),
+        );
+        events.push(
+            "response.content_part.added",
+            with(&at, "part", (kind.part)("")),
+        );
+        for piece in g.deltas() {
+            let mut delta = with(&at, "delta", json!(piece));
+            if kind.logprobs {
+                delta["logprobs"] = json!([]);
+            }
+            events.push_paced(kind.delta, delta);
+        }
+        let mut done = with(&at, kind.field, json!(g.text()));
+        if kind.logprobs {
+            done["logprobs"] = json!([]);
+        }
+        events.push(kind.done, done);
+        events.push(
+            "response.content_part.done",
+            with(&at, "part", (kind.part)(&g.text())),
+        );
+    }
 }
+
+/// How one kind of content part streams.
+struct PartKind {
+    part: fn(&str) -> Value,
+    delta: &'static str,
+    done: &'static str,
+    /// The field of the done event that carries the whole content.
+    field: &'static str,
+    logprobs: bool,
+}
+
+const TEXT: PartKind = PartKind {
+    part: text_part,
+    delta: "response.output_text.delta",
+    done: "response.output_text.done",
+    field: "text",
+    logprobs: true,
+};
+
+const REFUSAL: PartKind = PartKind {
+    part: refusal_part,
+    delta: "response.refusal.delta",
+    done: "response.refusal.done",
+    field: "refusal",
+    logprobs: false,
+};
 
 fn text_part(text: &str) -> Value {
     json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []})
+}
+
+fn refusal_part(refusal: &str) -> Value {
+    json!({"type": "refusal", "refusal": refusal})
 }
 
 /// `base` with one more field.

@@ -9,7 +9,7 @@ pub(crate) const DEFAULT_REPLY_WORDS: usize = 24;
 const THOUGHT_WORDS: usize = 12;
 
 /// The vocabulary replies are drawn from.
-const WORDS: [&str; 48] = [
+pub(crate) const WORDS: [&str; 48] = [
     "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliett",
     "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango",
     "uniform", "victor", "whiskey", "xray", "yankee", "zulu", "amber", "basalt", "cobalt", "dune",
@@ -88,31 +88,53 @@ pub(crate) fn content_text(content: &Value) -> String {
     }
 }
 
-/// A generated reply: its words (one token each) and whether a limit cut it short.
+/// A generated reply: the pieces a stream sends it in (one output token each) and whether a limit
+/// cut it short.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Generation {
-    pub(crate) words: Vec<String>,
+    pieces: Vec<String>,
     pub(crate) truncated: bool,
 }
 
 impl Generation {
-    /// The reply as one string.
-    pub(crate) fn text(&self) -> String {
-        self.words.join(" ")
+    /// `pieces`, cut to at most `max` of them.
+    pub(crate) fn new(mut pieces: Vec<String>, max: Option<u64>) -> Generation {
+        let max = max.map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
+        let truncated = max < pieces.len();
+        pieces.truncate(max);
+        Generation { pieces, truncated }
     }
 
-    /// The reply as stream deltas: one per word, each after the first with its leading space.
-    pub(crate) fn deltas(&self) -> Vec<String> {
-        self.words
+    /// `words` as prose: one piece per word, each after the first with its leading space.
+    pub(crate) fn words<S: AsRef<str>>(words: &[S], max: Option<u64>) -> Generation {
+        let pieces = words
             .iter()
             .enumerate()
-            .map(|(i, w)| if i == 0 { w.clone() } else { format!(" {w}") })
-            .collect()
+            .map(|(i, w)| {
+                let w = w.as_ref();
+                if i == 0 {
+                    w.to_owned()
+                } else {
+                    format!(" {w}")
+                }
+            })
+            .collect();
+        Generation::new(pieces, max)
     }
 
-    /// Output tokens: the number of words.
+    /// The reply as one string.
+    pub(crate) fn text(&self) -> String {
+        self.pieces.concat()
+    }
+
+    /// The reply as stream deltas, one per piece.
+    pub(crate) fn deltas(&self) -> &[String] {
+        &self.pieces
+    }
+
+    /// Output tokens: the number of pieces.
     pub(crate) fn tokens(&self) -> u64 {
-        u64::try_from(self.words.len()).unwrap_or(u64::MAX)
+        u64::try_from(self.pieces.len()).unwrap_or(u64::MAX)
     }
 }
 
@@ -130,7 +152,7 @@ pub(crate) fn reply(model: &str, prompt: &str, variant: u64, max: Option<u64>) -
     while words.len() < DEFAULT_REPLY_WORDS {
         words.push(WORDS[rng.below(WORDS.len())].to_owned());
     }
-    limit(words, max)
+    Generation::words(&words, max)
 }
 
 /// A short deterministic thought for extended thinking, at most `max` words.
@@ -143,14 +165,7 @@ pub(crate) fn thought(model: &str, prompt: &str, max: Option<u64>) -> Generation
     while words.len() < THOUGHT_WORDS {
         words.push(WORDS[rng.below(WORDS.len())].to_owned());
     }
-    limit(words, max)
-}
-
-fn limit(mut words: Vec<String>, max: Option<u64>) -> Generation {
-    let max = max.map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
-    let truncated = max < words.len();
-    words.truncate(max);
-    Generation { words, truncated }
+    Generation::words(&words, max)
 }
 
 #[cfg(test)]
@@ -164,7 +179,7 @@ mod tests {
         assert_eq!(a, reply("m", "hello", 0, None));
         assert_ne!(a, reply("m", "goodbye", 0, None));
         assert_ne!(a, reply("m", "hello", 1, None));
-        assert_eq!(a.words.len(), DEFAULT_REPLY_WORDS);
+        assert_eq!(a.deltas().len(), DEFAULT_REPLY_WORDS);
         assert!(a.text().starts_with("Simulated reply from m: "));
         assert!(!a.truncated);
     }

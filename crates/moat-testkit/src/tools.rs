@@ -2,10 +2,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::schema::{self, Fill, Words};
 use crate::text::{id_suffix, stable_hash};
-
-/// Deepest schema nesting the argument generator follows; deeper objects get `{}`.
-const MAX_SCHEMA_DEPTH: usize = 16;
 
 /// Characters per streamed argument fragment.
 const FRAGMENT_CHARS: usize = 8;
@@ -67,9 +65,14 @@ pub(crate) struct ToolCall {
 impl ToolCall {
     /// The call the sim makes to `tool` for this model and prompt.
     pub(crate) fn new(tool: ToolSpec<'_>, model: &str, prompt: &str) -> ToolCall {
-        let input = tool
+        // Arguments are an object even when the schema is empty or says otherwise.
+        let input = match tool
             .schema
-            .map_or_else(|| Value::Object(Map::new()), |s| example_object(s, 0));
+            .map(|s| schema::example(s, Fill::Required, Words::Fixed))
+        {
+            Some(Value::Object(object)) => Value::Object(object),
+            _ => Value::Object(Map::new()),
+        };
         let arguments = input.to_string();
         let fragments = fragments(&arguments);
         ToolCall {
@@ -90,67 +93,6 @@ impl ToolCall {
     /// Output tokens of the call: one per argument fragment.
     pub(crate) fn tokens(&self) -> u64 {
         u64::try_from(self.fragments.len()).unwrap_or(u64::MAX)
-    }
-}
-
-/// An object with every `required` property of `schema` set to an example of its type.
-fn example_object(schema: &Value, depth: usize) -> Value {
-    let mut object = Map::new();
-    if depth >= MAX_SCHEMA_DEPTH {
-        return Value::Object(object);
-    }
-    let properties = schema.get("properties");
-    let required = schema.get("required").and_then(Value::as_array);
-    for name in required.into_iter().flatten().filter_map(Value::as_str) {
-        let property = properties.and_then(|p| p.get(name)).unwrap_or(&Value::Null);
-        object.insert(name.to_owned(), example_value(property, depth + 1));
-    }
-    Value::Object(object)
-}
-
-/// A value that `schema` accepts, for the common schema forms: `const`, `enum`, `type` (or a list
-/// of types, first non-null wins), and the first branch of `anyOf`/`oneOf`/`allOf`.
-fn example_value(schema: &Value, depth: usize) -> Value {
-    if let Some(value) = schema.get("const") {
-        return value.clone();
-    }
-    if let Some(first) = schema
-        .get("enum")
-        .and_then(Value::as_array)
-        .and_then(|e| e.first())
-    {
-        return first.clone();
-    }
-    let ty = match schema.get("type") {
-        Some(Value::String(t)) => Some(t.as_str()),
-        Some(Value::Array(types)) => types
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|t| *t != "null")
-            .or(Some("null")),
-        _ => None,
-    };
-    match ty {
-        Some("string") => Value::String("sim".to_owned()),
-        Some("integer") | Some("number") => Value::from(1),
-        Some("boolean") => Value::Bool(true),
-        Some("array") => Value::Array(Vec::new()),
-        Some("object") => example_object(schema, depth),
-        Some("null") => Value::Null,
-        _ => ["anyOf", "oneOf", "allOf"]
-            .iter()
-            .find_map(|k| schema.get(*k).and_then(Value::as_array)?.first())
-            .filter(|_| depth < MAX_SCHEMA_DEPTH)
-            .map_or_else(
-                || {
-                    if schema.get("properties").is_some() {
-                        example_object(schema, depth)
-                    } else {
-                        Value::String("sim".to_owned())
-                    }
-                },
-                |branch| example_value(branch, depth + 1),
-            ),
     }
 }
 
@@ -198,7 +140,7 @@ mod tests {
         );
         assert_eq!(
             call.input,
-            json!({"city": "sim", "days": 1, "metric": true, "unit": "c", "tags": [],
+            json!({"city": "sim", "days": 1, "metric": true, "unit": "c", "tags": ["sim"],
                    "where": {"lat": 1}, "maybe": "sim"})
         );
         assert_eq!(call.fragments.concat(), call.arguments);
@@ -237,14 +179,5 @@ mod tests {
         assert_eq!(pick(ToolChoice::None, false), Ok(None));
         assert_eq!(pick(ToolChoice::Required, true), Ok(None));
         assert_eq!(pick(ToolChoice::Named("z".into()), false), Err("z".into()));
-    }
-
-    #[test]
-    fn hostile_schemas_do_not_overflow() {
-        let mut schema = json!({"type": "string"});
-        for _ in 0..200 {
-            schema = json!({"anyOf": [schema]});
-        }
-        let _ = example_value(&schema, 0);
     }
 }

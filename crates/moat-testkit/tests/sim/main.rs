@@ -9,3 +9,7 @@ mod embeddings;
 mod faults;
 mod outage;
 mod responses;
+mod structured_anthropic;
+mod structured_chat;
+mod structured_responses;
+mod validate;
