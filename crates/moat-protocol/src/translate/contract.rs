@@ -21,7 +21,7 @@ pub(super) fn refuse_for_anthropic(
     request: &Object,
     target_model: &str,
 ) -> Result<(), TranslateError> {
-    let target = format!("the Anthropic model '{target_model}'");
+    let target = anthropic_target(target_model);
     let refuse = |param: &str| Err(TranslateError::unsupported(param, &target, USE_OPENAI));
     if field(request, "n").and_then(Value::as_f64).unwrap_or(1.0) > 1.0 {
         return Err(TranslateError::unsupported(
@@ -79,6 +79,16 @@ pub(super) fn refuse_for_openai(
         }
     }
     Ok(())
+}
+
+/// How refusals name an Anthropic target.
+pub(super) fn anthropic_target(target_model: &str) -> String {
+    format!("the Anthropic model '{target_model}'")
+}
+
+/// The remedy for a field an Anthropic model cannot honour.
+pub(super) fn use_openai() -> &'static str {
+    USE_OPENAI
 }
 
 /// How refusals name an OpenAI-kind target.

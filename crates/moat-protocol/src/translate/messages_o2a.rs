@@ -20,7 +20,7 @@ pub(super) struct AnthropicConversation {
 pub(super) fn convert_messages(messages: &Value) -> Result<AnthropicConversation, TranslateError> {
     let list = expect_array(messages, "messages")?;
     let mut system = Vec::new();
-    let mut turns: Vec<Turn> = Vec::new();
+    let mut turns = Turns::default();
     for (index, message) in list.iter().enumerate() {
         let path = item("messages", index);
         let message = expect_object(message, &path)?;
@@ -32,10 +32,10 @@ pub(super) fn convert_messages(messages: &Value) -> Result<AnthropicConversation
             }
             "user" => {
                 let blocks = content_blocks(content, &content_path, Place::User)?;
-                push_turn(&mut turns, "user", blocks);
+                turns.push("user", blocks);
             }
-            "assistant" => push_turn(&mut turns, "assistant", assistant_blocks(message, &path)?),
-            "tool" => push_turn(&mut turns, "user", vec![tool_result_block(message, &path)?]),
+            "assistant" => turns.push("assistant", assistant_blocks(message, &path)?),
+            "tool" => turns.push("user", vec![tool_result_block(message, &path)?]),
             other => {
                 let param = child(&path, "role");
                 return Err(TranslateError::invalid(
@@ -47,42 +47,62 @@ pub(super) fn convert_messages(messages: &Value) -> Result<AnthropicConversation
     }
     Ok(AnthropicConversation {
         system,
-        messages: turns.into_iter().map(Turn::into_message).collect(),
+        messages: turns.into_messages(),
     })
 }
 
 /// Where a content part appears; each place allows different part types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Place {
+pub(super) enum Place {
+    /// A system or developer message.
     System,
+    /// A user message.
     User,
+    /// An assistant message.
     Assistant,
+    /// The content of a tool result.
     ToolResult,
 }
+
+/// Converts one content part found at `path` in `place` into at most one Anthropic block.
+pub(super) type PartConverter<'a> =
+    dyn Fn(&Value, &str, Place) -> Result<Option<Value>, TranslateError> + 'a;
+
+/// User and assistant turns being built: blocks pushed for the role of the last turn join it,
+/// since Anthropic requires the roles to alternate.
+#[derive(Default)]
+pub(super) struct Turns(Vec<Turn>);
 
 struct Turn {
     role: &'static str,
     blocks: Vec<Value>,
 }
 
-impl Turn {
-    fn into_message(mut self) -> Value {
-        if self.role == "user" {
-            // Anthropic wants tool results before any other content of the user message.
-            self.blocks
-                .sort_by_key(|block| block["type"] != "tool_result");
+impl Turns {
+    /// Adds `blocks` said by `role` (nothing when empty).
+    pub(super) fn push(&mut self, role: &'static str, blocks: Vec<Value>) {
+        if blocks.is_empty() {
+            return;
         }
-        json!({"role": self.role, "content": self.blocks})
+        match self.0.last_mut() {
+            Some(last) if last.role == role => last.blocks.extend(blocks),
+            _ => self.0.push(Turn { role, blocks }),
+        }
     }
-}
 
-fn push_turn(turns: &mut Vec<Turn>, role: &'static str, blocks: Vec<Value>) {
-    if blocks.is_empty() {
-        return;
-    }
-    match turns.last_mut() {
-        Some(last) if last.role == role => last.blocks.extend(blocks),
-        _ => turns.push(Turn { role, blocks }),
+    /// The Anthropic messages; in each user message the tool results come first, as Anthropic
+    /// wants.
+    pub(super) fn into_messages(self) -> Vec<Value> {
+        self.0
+            .into_iter()
+            .map(|mut turn| {
+                if turn.role == "user" {
+                    turn.blocks
+                        .sort_by_key(|block| block["type"] != "tool_result");
+                }
+                json!({"role": turn.role, "content": turn.blocks})
+            })
+            .collect()
     }
 }
 
@@ -91,13 +111,23 @@ fn content_blocks(
     path: &str,
     place: Place,
 ) -> Result<Vec<Value>, TranslateError> {
+    content_blocks_with(content, path, place, &part_block)
+}
+
+/// A content string (one text block) or array of parts (each converted by `convert`) -> blocks.
+pub(super) fn content_blocks_with(
+    content: Option<&Value>,
+    path: &str,
+    place: Place,
+    convert: &PartConverter,
+) -> Result<Vec<Value>, TranslateError> {
     match content {
         None => Ok(Vec::new()),
         Some(Value::String(text)) => Ok(text_block(text).into_iter().collect()),
         Some(Value::Array(parts)) => {
             let mut blocks = Vec::with_capacity(parts.len());
             for (index, part) in parts.iter().enumerate() {
-                blocks.extend(part_block(part, &item(path, index), place)?);
+                blocks.extend(convert(part, &item(path, index), place)?);
             }
             Ok(blocks)
         }
@@ -109,7 +139,7 @@ fn content_blocks(
 }
 
 /// An Anthropic text block; `None` for empty text, which Anthropic rejects.
-fn text_block(text: &str) -> Option<Value> {
+pub(super) fn text_block(text: &str) -> Option<Value> {
     (!text.is_empty()).then(|| json!({"type": "text", "text": text}))
 }
 
@@ -148,7 +178,9 @@ fn with_cache_control(mut block: Value, from: &Object) -> Value {
     block
 }
 
-fn image_block(part: &Object, path: &str) -> Result<Value, TranslateError> {
+/// An image part whose `image_url` is a URL string or `{url}` -> an Anthropic image block
+/// (data: URL -> base64 source, http(s) URL -> url source).
+pub(super) fn image_block(part: &Object, path: &str) -> Result<Value, TranslateError> {
     let url_path = child(path, "image_url");
     let url = match field(part, "image_url") {
         Some(Value::String(url)) => url.as_str(),
@@ -178,15 +210,24 @@ fn image_block(part: &Object, path: &str) -> Result<Value, TranslateError> {
 fn document_block(part: &Object, path: &str) -> Result<Value, TranslateError> {
     let file_path = child(path, "file");
     let file = expect_object(part.get("file").unwrap_or(&Value::Null), &file_path)?;
+    inline_document_block(file, &file_path)
+}
+
+/// A file object at `file_path` with inline `file_data` (a data: URL) and an optional
+/// `filename` -> an Anthropic document block with a base64 source.
+pub(super) fn inline_document_block(
+    file: &Object,
+    file_path: &str,
+) -> Result<Value, TranslateError> {
     let Some(file_data) = field(file, "file_data").and_then(Value::as_str) else {
         return Err(TranslateError::invalid(
-            &file_path,
+            file_path,
             format!(
                 "{file_path}: only inline file_data is supported by Anthropic models, not file_id"
             ),
         ));
     };
-    let data_path = child(&file_path, "file_data");
+    let data_path = child(file_path, "file_data");
     let (media_type, data) = file_data
         .strip_prefix("data:")
         .and_then(parse_data_url)
@@ -241,7 +282,10 @@ fn tool_use_block(call: &Value, path: &str) -> Result<Value, TranslateError> {
 
 /// OpenAI's JSON-string arguments -> Anthropic's `input` object. Empty arguments, which some
 /// clients send for functions without parameters, become `{}`.
-fn parse_arguments(arguments: Option<&Value>, path: &str) -> Result<Value, TranslateError> {
+pub(super) fn parse_arguments(
+    arguments: Option<&Value>,
+    path: &str,
+) -> Result<Value, TranslateError> {
     match arguments {
         None => Ok(json!({})),
         Some(object @ Value::Object(_)) => Ok(object.clone()),
@@ -269,13 +313,26 @@ fn parse_arguments(arguments: Option<&Value>, path: &str) -> Result<Value, Trans
 
 fn tool_result_block(message: &Object, path: &str) -> Result<Value, TranslateError> {
     let id = expect_str(message, "tool_call_id", path)?;
-    let content = match field(message, "content") {
+    let content_path = child(path, "content");
+    tool_result(id, field(message, "content"), &content_path, &part_block)
+}
+
+/// A `tool_result` block for the call `id`: a string result stays a string (empty when absent),
+/// parts at `path` are converted by `convert`.
+pub(super) fn tool_result(
+    id: &str,
+    content: Option<&Value>,
+    path: &str,
+    convert: &PartConverter,
+) -> Result<Value, TranslateError> {
+    let content = match content {
         None => Value::String(String::new()),
         Some(Value::String(text)) => Value::String(text.clone()),
-        other => Value::Array(content_blocks(
+        other => Value::Array(content_blocks_with(
             other,
-            &child(path, "content"),
+            path,
             Place::ToolResult,
+            convert,
         )?),
     };
     Ok(json!({"type": "tool_result", "tool_use_id": id, "content": content}))

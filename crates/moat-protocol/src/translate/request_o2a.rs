@@ -10,8 +10,8 @@ use super::json::{
 use super::mapping::{
     adaptive_effort_for_reasoning, thinking_budget_for_effort, MIN_THINKING_BUDGET,
 };
-use super::messages_o2a::convert_messages;
-use super::structured;
+use super::messages_o2a::{convert_messages, AnthropicConversation};
+use super::structured::{self, OutputFormat};
 use super::TranslateError;
 
 /// `max_tokens` sent to Anthropic, which requires it, when the OpenAI client set neither
@@ -88,23 +88,68 @@ pub fn openai_chat_to_anthropic_request_with(
         Some(max) => Some(max),
         None => positive_int(request, "max_tokens")?,
     };
+    let parts = Parts {
+        conversation,
+        explicit_max,
+        convert_tool,
+        named_choice: named_tool_choice,
+        stop_sequences: stop_sequences(request)?,
+        effort: (field(request, "reasoning_effort"), "reasoning_effort"),
+        format: (
+            structured::from_chat(request)?,
+            "response_format.json_schema.schema",
+        ),
+    };
+    assemble(request, target_model, parts, options.thinking)
+}
+
+/// What an OpenAI request kind (chat or Responses) contributes to the Anthropic request
+/// [`assemble`] builds.
+pub(super) struct Parts<'a> {
+    /// System blocks and messages.
+    pub conversation: AnthropicConversation,
+    /// The output limit the client set.
+    pub explicit_max: Option<u64>,
+    /// Converts one entry of `tools`.
+    pub convert_tool: ToolConverter,
+    /// Converts the object form of `tool_choice`.
+    pub named_choice: NamedChoiceConverter,
+    /// `stop_sequences`, where the request kind has them.
+    pub stop_sequences: Option<Value>,
+    /// The reasoning effort asked for, and the name of its parameter.
+    pub effort: (Option<&'a Value>, &'static str),
+    /// The output format asked for, and the name of the parameter holding its schema.
+    pub format: (OutputFormat, &'static str),
+}
+
+/// The Anthropic request from `parts` and what chat and Responses requests share: `model`,
+/// `max_tokens` (the client's, else [`DEFAULT_ANTHROPIC_MAX_TOKENS`], raised for thinking),
+/// `system`, `messages`, tools and `tool_choice`, `temperature`, `top_p`, `metadata.user_id`
+/// (from `user`, else `safety_identifier`), thinking, the output format and `stream`.
+pub(super) fn assemble(
+    request: &Object,
+    target_model: &str,
+    parts: Parts,
+    style: ThinkingStyle,
+) -> Result<Value, TranslateError> {
     let mut out = Object::new();
     out.insert("model".to_owned(), json!(target_model));
     out.insert(
         "max_tokens".to_owned(),
-        json!(explicit_max.unwrap_or(DEFAULT_ANTHROPIC_MAX_TOKENS)),
+        json!(parts.explicit_max.unwrap_or(DEFAULT_ANTHROPIC_MAX_TOKENS)),
     );
-    if !conversation.system.is_empty() {
-        out.insert("system".to_owned(), Value::Array(conversation.system));
+    if !parts.conversation.system.is_empty() {
+        out.insert("system".to_owned(), Value::Array(parts.conversation.system));
     }
-    out.insert("messages".to_owned(), Value::Array(conversation.messages));
-    if let Some(tools) = convert_tools(request, target_model)? {
+    let messages = parts.conversation.messages;
+    out.insert("messages".to_owned(), Value::Array(messages));
+    if let Some(tools) = convert_tools(request, target_model, parts.convert_tool)? {
         out.insert("tools".to_owned(), Value::Array(tools));
-        if let Some(choice) = convert_tool_choice(request)? {
+        if let Some(choice) = convert_tool_choice(request, target_model, parts.named_choice)? {
             out.insert("tool_choice".to_owned(), choice);
         }
     }
-    if let Some(stop) = stop_sequences(request)? {
+    if let Some(stop) = parts.stop_sequences {
         out.insert("stop_sequences".to_owned(), stop);
     }
     copy_field(request, &mut out, "temperature");
@@ -112,18 +157,23 @@ pub fn openai_chat_to_anthropic_request_with(
     if let Some(user) = str_field(request, "user").or(str_field(request, "safety_identifier")) {
         out.insert("metadata".to_owned(), json!({"user_id": user}));
     }
-    apply_reasoning(request, explicit_max, options.thinking, &mut out)?;
-    let format = structured::from_chat(request)?;
-    structured::apply_to_anthropic(&format, "response_format.json_schema.schema", &mut out)?;
+    let (effort, effort_param) = parts.effort;
+    apply_reasoning(effort, effort_param, parts.explicit_max, style, &mut out)?;
+    let (format, format_param) = parts.format;
+    structured::apply_to_anthropic(&format, format_param, &mut out)?;
     copy_as(request, "stream", &mut out, "stream");
     Ok(Value::Object(out))
 }
 
-/// Nested OpenAI function tools -> `{name, description, input_schema}`; `None` when there are
-/// none (an empty list is left out rather than sent).
+/// Converts one entry of `tools` found at a path for the named target model.
+pub(super) type ToolConverter = fn(&Value, &str, &str) -> Result<Value, TranslateError>;
+
+/// `tools`, each converted by `convert` -> Anthropic tools; `None` when there are none (an
+/// empty list is left out rather than sent).
 fn convert_tools(
     request: &Object,
     target_model: &str,
+    convert: ToolConverter,
 ) -> Result<Option<Vec<Value>>, TranslateError> {
     let Some(tools) = field(request, "tools") else {
         return Ok(None);
@@ -131,39 +181,56 @@ fn convert_tools(
     let tools = expect_array(tools, "tools")?;
     let mut out = Vec::with_capacity(tools.len());
     for (index, tool) in tools.iter().enumerate() {
-        out.push(convert_tool(tool, &item("tools", index), target_model)?);
+        out.push(convert(tool, &item("tools", index), target_model)?);
     }
     Ok((!out.is_empty()).then_some(out))
 }
 
+/// A nested chat tool `{type: "function", function: {...}}` -> an Anthropic tool.
 fn convert_tool(tool: &Value, path: &str, target_model: &str) -> Result<Value, TranslateError> {
     let tool = expect_object(tool, path)?;
     let kind = str_field(tool, "type").unwrap_or("function");
     if kind != "function" {
         return Err(TranslateError::unsupported(
             child(path, "type"),
-            &format!("the Anthropic model '{target_model}'"),
+            &contract::anthropic_target(target_model),
             &format!("its tools are functions, not '{kind}'"),
         ));
     }
     let function_path = child(path, "function");
     let function = expect_object(tool.get("function").unwrap_or(&Value::Null), &function_path)?;
+    let mut out = function_tool(function, &function_path)?;
+    copy_field(tool, &mut out, "cache_control");
+    Ok(Value::Object(out))
+}
+
+/// A function definition `{name, description, parameters}` at `path` -> an Anthropic tool
+/// `{name, description, input_schema}` (an empty object schema when `parameters` is absent).
+pub(super) fn function_tool(function: &Object, path: &str) -> Result<Object, TranslateError> {
     let mut out = Object::new();
     out.insert(
         "name".to_owned(),
-        json!(expect_str(function, "name", &function_path)?),
+        json!(expect_str(function, "name", path)?),
     );
     copy_field(function, &mut out, "description");
     let schema = field(function, "parameters")
         .cloned()
         .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
     out.insert("input_schema".to_owned(), schema);
-    copy_field(tool, &mut out, "cache_control");
-    Ok(Value::Object(out))
+    Ok(out)
 }
 
-/// `tool_choice` and `parallel_tool_calls` -> Anthropic `tool_choice` (only sent with tools).
-fn convert_tool_choice(request: &Object) -> Result<Option<Value>, TranslateError> {
+/// Converts the object form of `tool_choice` (naming one function) to an Anthropic one, for the
+/// named target model.
+pub(super) type NamedChoiceConverter = fn(&Value, &str) -> Result<Value, TranslateError>;
+
+/// `tool_choice` (`auto`, `required`, `none`, or an object converted by `named`) and
+/// `parallel_tool_calls` -> Anthropic `tool_choice` (only sent with tools).
+fn convert_tool_choice(
+    request: &Object,
+    target_model: &str,
+    named: NamedChoiceConverter,
+) -> Result<Option<Value>, TranslateError> {
     let mut choice = match field(request, "tool_choice") {
         None => None,
         Some(Value::String(mode)) => Some(match mode.as_str() {
@@ -177,7 +244,7 @@ fn convert_tool_choice(request: &Object) -> Result<Option<Value>, TranslateError
                 ))
             }
         }),
-        Some(named) => Some(named_tool_choice(named)?),
+        Some(object) => Some(named(object, target_model)?),
     };
     let parallel = field(request, "parallel_tool_calls").and_then(Value::as_bool);
     if parallel == Some(false) {
@@ -191,7 +258,7 @@ fn convert_tool_choice(request: &Object) -> Result<Option<Value>, TranslateError
     Ok(choice)
 }
 
-fn named_tool_choice(choice: &Value) -> Result<Value, TranslateError> {
+fn named_tool_choice(choice: &Value, _target_model: &str) -> Result<Value, TranslateError> {
     let object = expect_object(choice, "tool_choice")?;
     if str_field(object, "type") != Some("function") {
         return Err(TranslateError::invalid(
@@ -221,22 +288,24 @@ fn stop_sequences(request: &Object) -> Result<Option<Value>, TranslateError> {
     }
 }
 
-/// `reasoning_effort` -> `thinking` (and `output_config` in the adaptive style); may raise
+/// A reasoning effort (chat's `reasoning_effort`, the Responses API's `reasoning.effort`, named
+/// `param` in errors) -> `thinking` (and `output_config` in the adaptive style); may raise
 /// `max_tokens` when the client did not set it.
 fn apply_reasoning(
-    request: &Object,
+    effort: Option<&Value>,
+    param: &str,
     explicit_max: Option<u64>,
     style: ThinkingStyle,
     out: &mut Object,
 ) -> Result<(), TranslateError> {
-    let Some(effort) = field(request, "reasoning_effort") else {
+    let Some(effort) = effort.filter(|effort| !effort.is_null()) else {
         return Ok(());
     };
     let effort = effort.as_str().unwrap_or_default();
     let Some(budget) = thinking_budget_for_effort(effort) else {
         return Err(TranslateError::invalid(
-            "reasoning_effort",
-            "reasoning_effort must be one of none, minimal, low, medium, high, xhigh",
+            param,
+            format!("{param} must be one of none, minimal, low, medium, high, xhigh"),
         ));
     };
     let Some(budget) = budget else {

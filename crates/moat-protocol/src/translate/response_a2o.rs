@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::json::{str_field, upstream_object};
+use super::json::{str_field, upstream_object, Object};
 use super::mapping::finish_reason_for_stop_reason;
 use super::TranslateError;
 use crate::usage::Usage;
@@ -29,15 +29,7 @@ pub fn anthropic_to_openai_chat_response(
     structured_output: bool,
 ) -> Result<Value, TranslateError> {
     let message = upstream_object(body, "response")?;
-    let blocks = match message.get("content") {
-        None | Some(Value::Null) => &[][..],
-        Some(Value::Array(blocks)) => blocks.as_slice(),
-        Some(_) => {
-            return Err(TranslateError::upstream(
-                "upstream response content is not an array",
-            ))
-        }
-    };
+    let blocks = content_blocks(message)?;
     let mut text = String::new();
     let mut reasoning = String::new();
     let mut tool_calls = Vec::new();
@@ -105,12 +97,28 @@ pub fn asks_structured_output(request: &Value) -> bool {
     matches!(kind, Some("json_schema" | "json_object"))
 }
 
+/// The content blocks of an Anthropic message (none when `content` is absent or `null`).
+pub(super) fn content_blocks(message: &Object) -> Result<&[Value], TranslateError> {
+    match message.get("content") {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Array(blocks)) => Ok(blocks),
+        Some(_) => Err(TranslateError::upstream(
+            "upstream response content is not an array",
+        )),
+    }
+}
+
 /// Usage for an OpenAI client from Anthropic numbers: `prompt_tokens` = input + cache read +
 /// cache write, `prompt_tokens_details.cached_tokens` = cache read, plus Anthropic's raw
 /// `cache_creation_input_tokens` and `cache_read_input_tokens`, which clients may rely on for
 /// cost.
 pub fn openai_usage_json(usage: Usage) -> Value {
-    let mut json = usage.to_openai_chat_json();
+    with_anthropic_cache_counts(usage.to_openai_chat_json(), usage)
+}
+
+/// `json` (an OpenAI usage object) plus Anthropic's raw `cache_creation_input_tokens` and
+/// `cache_read_input_tokens`.
+pub(super) fn with_anthropic_cache_counts(mut json: Value, usage: Usage) -> Value {
     if let Some(object) = json.as_object_mut() {
         object.insert(
             "cache_creation_input_tokens".to_owned(),
@@ -125,13 +133,17 @@ pub fn openai_usage_json(usage: Usage) -> Value {
 }
 
 fn tool_call(block: &Value) -> Value {
-    let arguments = match block.get("input") {
-        None | Some(Value::Null) => "{}".to_owned(),
-        Some(input) => input.to_string(),
-    };
     json!({
         "id": block["id"],
         "type": "function",
-        "function": {"name": block["name"], "arguments": arguments},
+        "function": {"name": block["name"], "arguments": arguments_json(block)},
     })
+}
+
+/// A `tool_use` block's `input` as OpenAI's JSON-string arguments (`{}` when absent).
+pub(super) fn arguments_json(block: &Value) -> String {
+    match block.get("input") {
+        None | Some(Value::Null) => "{}".to_owned(),
+        Some(input) => input.to_string(),
+    }
 }

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+use super::anthropic_event::AnthropicEvent;
 use super::mapping::finish_reason_for_stop_reason;
 use super::response_a2o::{openai_usage_json, REFUSAL_TEXT};
 use super::TranslateError;
@@ -85,27 +86,19 @@ impl AnthropicToOpenAiStream {
         if self.ended {
             return Ok(Vec::new());
         }
-        let data: Value = serde_json::from_str(&event.data).map_err(|error| {
-            TranslateError::upstream(format!("upstream stream event is not JSON: {error}"))
-        })?;
-        let kind = data
-            .get("type")
-            .and_then(Value::as_str)
-            .or(event.event.as_deref())
-            .unwrap_or_default();
         let mut frames = Vec::new();
-        match kind {
-            "message_start" => self.on_message_start(&data, &mut frames),
-            "content_block_start" => self.on_block_start(&data, &mut frames),
-            "content_block_delta" => self.on_block_delta(&data, &mut frames),
-            "message_delta" => self.on_message_delta(&data, &mut frames),
-            "message_stop" => self.on_message_stop(&mut frames),
-            "error" => {
+        match AnthropicEvent::parse(event)? {
+            AnthropicEvent::MessageStart(data) => self.on_message_start(&data, &mut frames),
+            AnthropicEvent::BlockStart(data) => self.on_block_start(&data, &mut frames),
+            AnthropicEvent::BlockDelta(data) => self.on_block_delta(&data, &mut frames),
+            AnthropicEvent::MessageDelta(data) => self.on_message_delta(&data, &mut frames),
+            AnthropicEvent::MessageStop => self.on_message_stop(&mut frames),
+            AnthropicEvent::Error(data) => {
                 let body = anthropic_error_to_openai(0, &data);
                 frames.push(encode_data(&body.to_string()));
                 self.ended = true;
             }
-            _ => {} // ping, content_block_stop and future event types carry nothing to translate.
+            AnthropicEvent::Other => {}
         }
         Ok(frames)
     }

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+use super::anthropic_event::event_json;
 use super::mapping::stop_reason_for_finish_reason;
 use super::response_o2a::reasoning_text;
 use super::TranslateError;
@@ -82,9 +83,7 @@ impl OpenAiToAnthropicStream {
             self.finalize(&mut frames);
             return Ok(frames);
         }
-        let chunk: Value = serde_json::from_str(&event.data).map_err(|error| {
-            TranslateError::upstream(format!("upstream stream event is not JSON: {error}"))
-        })?;
+        let chunk = event_json(event)?;
         if chunk.get("error").is_some_and(|error| !error.is_null()) {
             let body = openai_error_to_anthropic(0, &chunk);
             frames.push(encode_event(Some("error"), &body.to_string()));

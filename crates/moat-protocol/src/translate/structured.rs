@@ -63,7 +63,6 @@ pub(super) fn from_chat(request: &Object) -> Result<OutputFormat, TranslateError
 }
 
 /// Reads the Responses API's `text.format` (`{type, name, schema, strict}`, flat).
-#[allow(dead_code)] // Until the Responses translator (next commits) reads it.
 pub(super) fn from_responses(request: &Object) -> Result<OutputFormat, TranslateError> {
     let Some(text) = field(request, "text") else {
         return Ok(OutputFormat::Text);

@@ -99,6 +99,18 @@ impl Usage {
         usage
     }
 
+    /// As a Responses API `usage` object (both details objects always present, as the official
+    /// SDKs require them).
+    pub fn to_openai_responses_json(&self) -> Value {
+        json!({
+            "input_tokens": self.input_tokens,
+            "input_tokens_details": {"cached_tokens": self.cache_read_tokens},
+            "output_tokens": self.output_tokens,
+            "output_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+            "total_tokens": self.total_tokens(),
+        })
+    }
+
     /// As an Anthropic `usage` object (`input_tokens` without the cached tokens).
     pub fn to_anthropic_json(&self) -> Value {
         json!({
