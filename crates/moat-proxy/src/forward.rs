@@ -70,6 +70,8 @@ pub enum Mode {
     ChatViaMessages,
     /// An Anthropic messages request to an OpenAI-kind target.
     MessagesViaChat,
+    /// An OpenAI Responses request to an Anthropic target.
+    ResponsesViaMessages,
     /// An Anthropic token count for an OpenAI-kind target, which has no such endpoint: estimated here.
     EstimateTokens,
 }
@@ -87,9 +89,10 @@ impl Mode {
             (Messages, Protocol::OpenAi) => Some(Mode::MessagesViaChat),
             (Embeddings, Protocol::OpenAi) => Some(Mode::Passthrough(Operation::Embeddings)),
             (Responses, Protocol::OpenAi) => Some(Mode::Passthrough(Operation::Responses)),
+            (Responses, Protocol::Anthropic) => Some(Mode::ResponsesViaMessages),
             (CountTokens, Protocol::Anthropic) => Some(Mode::Passthrough(Operation::CountTokens)),
             (CountTokens, Protocol::OpenAi) => Some(Mode::EstimateTokens),
-            (Embeddings | Responses, Protocol::Anthropic) => None,
+            (Embeddings, Protocol::Anthropic) => None,
         }
     }
 }
@@ -412,6 +415,12 @@ async fn attempt(
         client_wants_usage: exchange.peek.include_usage,
         structured_output: mode == Mode::ChatViaMessages
             && translate::asks_structured_output(exchange.json()?),
+        echo: match mode {
+            Mode::ResponsesViaMessages => {
+                Some(translate::ResponsesEcho::from_request(exchange.json()?))
+            }
+            _ => None,
+        },
         wants_base64: exchange.peek.wants_base64,
         keepalive: exchange.keepalive,
         idle: timeouts.stream_idle.unwrap_or(provider.idle_timeout),
@@ -454,6 +463,10 @@ fn upstream_body(
         Mode::MessagesViaChat => (
             Operation::ChatCompletions,
             translate::anthropic_to_openai_chat_request(exchange.json()?, &target.model)?,
+        ),
+        Mode::ResponsesViaMessages => (
+            Operation::Messages,
+            translate::responses_to_anthropic_request(exchange.json()?, &target.model)?,
         ),
         Mode::EstimateTokens => return Ok((Operation::CountTokens, Bytes::new())),
     };

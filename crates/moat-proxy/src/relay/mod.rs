@@ -26,7 +26,10 @@ use hyper::body::Incoming;
 use moat_core::Protocol;
 use moat_policy::budget::BudgetRefusal;
 use moat_protocol::sse::{SseDecoder, SseEvent, DONE};
-use moat_protocol::translate::{self, AnthropicToOpenAiStream, OpenAiToAnthropicStream};
+use moat_protocol::translate::{
+    self, AnthropicToOpenAiStream, AnthropicToResponsesStream, OpenAiToAnthropicStream,
+    ResponsesEcho,
+};
 use moat_protocol::usage::{AnswerKind, StreamKind, Usage, UsageObserver};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
@@ -54,6 +57,8 @@ pub struct RelayContext {
     pub client_wants_usage: bool,
     /// Whether the client asked for a structured output (translated refusals take its shape).
     pub structured_output: bool,
+    /// What a Responses answer translated from Anthropic repeats of its request.
+    pub echo: Option<ResponsesEcho>,
     /// Whether the client asked for base64 embeddings.
     pub wants_base64: bool,
     /// How often a silent stream gets a keep-alive comment.
@@ -148,6 +153,17 @@ pub async fn buffered(
             )?;
             (usage, translated(v))
         }
+        Mode::ResponsesViaMessages => {
+            let parsed: Value = serde_json::from_slice(&body).map_err(not_json)?;
+            let echo = ctx.echo.clone().unwrap_or_default();
+            let v = translate::anthropic_to_responses_response(
+                &parsed,
+                &echo,
+                &ctx.target_model,
+                ctx.created,
+            )?;
+            (usage_of(kind, &parsed), translated(v))
+        }
         Mode::MessagesViaChat => {
             let parsed: Value = serde_json::from_slice(&body).map_err(not_json)?;
             let usage = usage_of(kind, &parsed);
@@ -195,7 +211,7 @@ pub fn estimated_token_count(body: &Value, record: &mut RequestRecord) -> Respon
 fn answer_kind(endpoint: Endpoint, kind: Protocol) -> AnswerKind {
     match (endpoint, kind) {
         (Endpoint::Embeddings, _) => AnswerKind::OpenAiEmbeddings,
-        (Endpoint::Responses, _) => AnswerKind::OpenAiResponses,
+        (Endpoint::Responses, Protocol::OpenAi) => AnswerKind::OpenAiResponses,
         (Endpoint::CountTokens, _) => AnswerKind::AnthropicCountTokens,
         (_, Protocol::OpenAi) => AnswerKind::OpenAiChat,
         (_, Protocol::Anthropic) => AnswerKind::Anthropic,
@@ -301,6 +317,8 @@ enum Shape {
     ToOpenAi(Box<AnthropicToOpenAiStream>),
     /// OpenAI chunks in, Anthropic events out.
     ToAnthropic(Box<OpenAiToAnthropicStream>),
+    /// Anthropic events in, OpenAI Responses events out.
+    ToResponses(Box<AnthropicToResponsesStream>),
 }
 
 type ByteStream = Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, hyper::Error>> + Send>>;
@@ -391,6 +409,15 @@ fn relay(response: http::Response<Incoming>, ctx: &RelayContext) -> Relay {
                 )
                 .structured_output(ctx.structured_output),
             )),
+        ),
+        Mode::ResponsesViaMessages => (
+            StreamKind::Anthropic,
+            Client::OpenAiResponses,
+            Shape::ToResponses(Box::new(AnthropicToResponsesStream::new(
+                ctx.echo.clone().unwrap_or_default(),
+                &ctx.target_model,
+                ctx.created,
+            ))),
         ),
         Mode::MessagesViaChat => (
             StreamKind::OpenAiChat,
@@ -625,6 +652,7 @@ impl Relay {
             Shape::StripUsage => Ok(vec![event.raw.clone()]),
             Shape::ToOpenAi(t) => t.on_event(event),
             Shape::ToAnthropic(t) => t.on_event(event),
+            Shape::ToResponses(t) => t.on_event(event),
         };
         match frames {
             Ok(frames) => self.out.extend(frames),
@@ -647,6 +675,7 @@ impl Relay {
         let frames = match &mut self.shape {
             Shape::ToOpenAi(t) => t.finish(),
             Shape::ToAnthropic(t) => t.finish(),
+            Shape::ToResponses(t) => t.finish(),
             Shape::Raw | Shape::StripUsage => {
                 if self.observer.completed() {
                     vec![]

@@ -44,6 +44,13 @@ fn echoed() -> [(&'static str, Value); 18] {
     ]
 }
 
+impl Default for ResponsesEcho {
+    /// The echo of a request that set nothing: OpenAI's defaults.
+    fn default() -> Self {
+        Self::from_request(&Value::Null)
+    }
+}
+
 impl ResponsesEcho {
     /// Takes the echoed fields from a Responses request body (any JSON: what is not an object
     /// echoes only defaults).
