@@ -50,6 +50,17 @@ pub async fn post_json(sim: &SimUpstream, path: &str, body: &Value) -> (u16, Val
 }
 
 /// POSTs a streaming request and returns the parsed events, checking the content type.
+/// `body` sent with `stream: true`; the data of each event as JSON.
+pub async fn stream_json(sim: &SimUpstream, path: &str, body: &Value) -> Vec<Value> {
+    let mut body = body.clone();
+    body["stream"] = serde_json::json!(true);
+    post_stream(sim, path, &body)
+        .await
+        .iter()
+        .map(|e| e.json())
+        .collect()
+}
+
 pub async fn post_stream(sim: &SimUpstream, path: &str, body: &Value) -> Vec<Event> {
     let response = post(sim, path, body).send().await.unwrap();
     assert_eq!(response.status(), 200);

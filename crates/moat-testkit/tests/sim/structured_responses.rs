@@ -3,7 +3,7 @@
 use moat_testkit::SimUpstream;
 use serde_json::{json, Value};
 
-use crate::common::{post_json, post_stream};
+use crate::common::{post_json, stream_json};
 use crate::validate::{assert_valid, pydantic_schema};
 
 const PATH: &str = "/v1/responses";
@@ -17,13 +17,7 @@ fn json_schema() -> Value {
 }
 
 async fn events(sim: &SimUpstream, body: &Value) -> Vec<Value> {
-    let mut body = body.clone();
-    body["stream"] = json!(true);
-    post_stream(sim, PATH, &body)
-        .await
-        .iter()
-        .map(|e| e.json())
-        .collect()
+    stream_json(sim, PATH, body).await
 }
 
 fn types(events: &[Value]) -> Vec<&str> {
