@@ -491,5 +491,9 @@ mod tests {
             Mode::of(Endpoint::CountTokens, Protocol::OpenAi),
             Some(Mode::EstimateTokens)
         );
+        assert_eq!(
+            Mode::of(Endpoint::Responses, Protocol::Anthropic),
+            Some(Mode::ResponsesViaMessages)
+        );
     }
 }
