@@ -42,7 +42,10 @@ pub fn anthropic_to_openai_chat_response(
         }
     }
     let stop_reason = str_field(message, "stop_reason");
-    let refused = structured_output && stop_reason == Some("refusal");
+    // A refusal after the JSON had begun (a classifier stopping it) stays content_filter, as it
+    // does in a stream.
+    let json_begun = text.trim_start().starts_with(['{', '[']);
+    let refused = structured_output && stop_reason == Some("refusal") && !json_begun;
     let mut reply = if refused {
         // OpenAI's structured-output refusal: the text in `refusal`, no content.
         let refusal = if text.is_empty() {
