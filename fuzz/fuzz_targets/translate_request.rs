@@ -1,4 +1,4 @@
-//! Request translation both ways (OpenAI chat -> Anthropic Messages and back, every option) over
+//! Request translation (OpenAI chat and Responses -> Anthropic Messages and back, every option) over
 //! arbitrary JSON: never panics, and what it returns is a JSON object that survives a round trip
 //! through its text, for the target model, with a `messages` array.
 #![no_main]
@@ -6,7 +6,8 @@
 use libfuzzer_sys::fuzz_target;
 use moat_protocol::translate::{
     anthropic_to_openai_chat_request_with, openai_chat_to_anthropic_request_with,
-    AnthropicRequestOptions, MaxTokensField, OpenAiRequestOptions, ThinkingStyle,
+    responses_to_anthropic_request_with, AnthropicRequestOptions, MaxTokensField,
+    OpenAiRequestOptions, ThinkingStyle,
 };
 use serde_json::Value;
 
@@ -27,6 +28,11 @@ fuzz_target!(|input: &[u8]| {
     for thinking in [ThinkingStyle::Budget, ThinkingStyle::Adaptive] {
         let options = AnthropicRequestOptions { thinking };
         check(openai_chat_to_anthropic_request_with(
+            &body,
+            "target-model",
+            &options,
+        ));
+        check(responses_to_anthropic_request_with(
             &body,
             "target-model",
             &options,

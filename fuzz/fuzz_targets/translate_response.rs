@@ -1,4 +1,4 @@
-//! Whole answers and upstream error bodies, translated both ways, and the secret masking that
+//! Whole answers (to chat, messages and Responses) and upstream error bodies, translated, and the secret masking that
 //! runs on every upstream error body first. Never panics; a translated answer or error is a JSON
 //! object of the client protocol's shape; a configured key never survives masking.
 #![no_main]
@@ -8,7 +8,8 @@ use moat_protocol::errors::{
     anthropic_error_to_openai, mask_error_body, openai_error_to_anthropic, parse_error_body,
 };
 use moat_protocol::translate::{
-    anthropic_to_openai_chat_response, openai_chat_to_anthropic_response,
+    anthropic_to_openai_chat_response, anthropic_to_responses_response,
+    openai_chat_to_anthropic_response, ResponsesEcho,
 };
 use serde_json::Value;
 
@@ -44,8 +45,17 @@ fuzz_target!(|input: &[u8]| {
     let Ok(answer) = serde_json::from_slice::<Value>(body) else {
         return;
     };
-    if let Ok(out) = anthropic_to_openai_chat_response(&answer, "client-model", 0, true) {
-        assert!(out["choices"].is_array(), "{out}");
+    for structured in [false, true] {
+        if let Ok(out) = anthropic_to_openai_chat_response(&answer, "client-model", 0, structured) {
+            assert!(out["choices"].is_array(), "{out}");
+            assert_eq!(out["model"], "client-model", "{out}");
+        }
+    }
+    // The answer doubles as the Responses request whose settings are echoed.
+    let echo = ResponsesEcho::from_request(&answer);
+    if let Ok(out) = anthropic_to_responses_response(&answer, &echo, "client-model", 0) {
+        assert_eq!(out["object"], "response", "{out}");
+        assert!(out["output"].is_array(), "{out}");
         assert_eq!(out["model"], "client-model", "{out}");
     }
     if let Ok(out) = openai_chat_to_anthropic_response(&answer, "client-model") {

@@ -86,7 +86,7 @@ def test_embeddings_float_and_base64(client):
 
 def test_models_list_and_retrieve(client):
     ids = [m.id for m in client.models.list()]
-    assert ids == ["gpt-4o-mini", "claude-haiku", "text-embedding-3-small"]
+    assert ids == ["gpt-4o-mini", "claude-haiku", "gpt-4.1", "text-embedding-3-small"]
     assert client.models.retrieve("claude-haiku").id == "claude-haiku"
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("nope")
@@ -101,9 +101,10 @@ def test_responses_non_stream_and_stream(client):
     assert deltas == r.output_text
 
 
-def test_responses_need_an_openai_kind_target(client):
+def test_embeddings_need_an_openai_kind_target(client):
+    # Anthropic has no embeddings endpoint to translate to (Responses, chat and messages cross).
     with pytest.raises(openai.BadRequestError) as e:
-        client.responses.create(model="claude-haiku", input="hi")
+        client.embeddings.create(model="claude-haiku", input="hi")
     assert "OpenAI-kind" in str(e.value)
 
 

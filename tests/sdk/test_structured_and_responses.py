@@ -232,15 +232,38 @@ def test_responses_parse_and_stream_with_text_format(oai, model):
 def test_openai_logprobs_to_anthropic_target_is_a_400(oai):
     with pytest.raises(openai.BadRequestError) as err:
         oai.chat.completions.create(model="claude-haiku", messages=ask("Hi"), logprobs=True)
-    assert "logprobs" in str(err.value)
+    assert err.value.status_code == 400
+    assert err.value.code == "unsupported_parameter"
+    assert err.value.param == "logprobs"
+    assert "'logprobs'" in err.value.message and "claude-haiku" in err.value.message
+
+
+def test_responses_previous_response_id_to_anthropic_target_is_a_400(oai):
+    # moat relays statelessly: a stored conversation cannot be continued on an Anthropic target.
+    with pytest.raises(openai.BadRequestError) as err:
+        oai.responses.create(model="claude-haiku", input="Go on", previous_response_id="resp_123")
+    assert err.value.status_code == 400
+    assert err.value.param == "previous_response_id"
 
 
 def test_anthropic_mcp_servers_to_openai_target_is_a_400(ant):
+    # gpt-4.1 has no fallback: no target of its route can run Anthropic's MCP connector.
     servers = [{"type": "url", "url": "https://mcp.example.com/sse", "name": "example"}]
     with pytest.raises(anthropic.BadRequestError) as err:
-        ant.messages.create(model="gpt-4o-mini", max_tokens=64, messages=ask("Hi"),
+        ant.messages.create(model="gpt-4.1", max_tokens=64, messages=ask("Hi"),
                             extra_body={"mcp_servers": servers})
-    assert "mcp_servers" in str(err.value)
+    assert err.value.status_code == 400
+    assert err.value.body["error"]["type"] == "invalid_request_error"
+    assert "'mcp_servers'" in err.value.body["error"]["message"]
+
+
+def test_a_refused_field_is_served_by_a_fallback_that_can_honour_it(ant):
+    # gpt-4o-mini falls back to claude-haiku, an Anthropic target, which can.
+    servers = [{"type": "url", "url": "https://mcp.example.com/sse", "name": "example"}]
+    raw = ant.messages.with_raw_response.create(model="gpt-4o-mini", max_tokens=64, messages=ask("Hi"),
+                                                extra_body={"mcp_servers": servers})
+    assert raw.headers["x-moat-provider"] == "sim-anthropic"
+    assert raw.parse().content[0].type == "text"
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -5,6 +5,7 @@
 //! The crate is pure: no I/O, no async, no clock. Bodies are `serde_json::Value` objects so that
 //! fields moat does not know survive wherever both sides speak the same protocol.
 
+pub mod embeddings;
 pub mod errors;
 pub mod json_error;
 pub mod sse;

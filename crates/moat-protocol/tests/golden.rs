@@ -2,48 +2,18 @@
 //! compared with its snapshot under `tests/snapshots/`, one snapshot per input.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::path::{Path, PathBuf};
+mod support;
 
 use moat_protocol::errors::{anthropic_error_to_openai, openai_error_to_anthropic};
-use moat_protocol::sse::SseDecoder;
 use moat_protocol::translate::{
     anthropic_to_openai_chat_request, anthropic_to_openai_chat_response,
     openai_chat_to_anthropic_request, openai_chat_to_anthropic_response, AnthropicToOpenAiStream,
     OpenAiToAnthropicStream, TranslateError,
 };
-use moat_protocol::{SseEvent, Usage};
 use serde_json::{json, Value};
+use support::{fixtures, read_json, recorded_events, transcript};
 
 const CREATED: i64 = 1_700_000_000;
-
-/// `(name, path)` of every file in `tests/fixtures/<dir>`, sorted by name.
-fn fixtures(dir: &str) -> Vec<(String, PathBuf)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(dir);
-    let mut files: Vec<_> = std::fs::read_dir(&root)
-        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
-        .map(|entry| entry.unwrap().path())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no fixtures in {dir}");
-    files
-        .into_iter()
-        .map(|path| {
-            let name = path
-                .file_stem()
-                .unwrap()
-                .to_string_lossy()
-                .replace('.', "_");
-            (name, path)
-        })
-        .collect()
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap();
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 fn error_snapshot(error: &TranslateError, body: Value) -> Value {
     json!({"status": error.status(), "param": error.param(), "body": body})
@@ -126,32 +96,6 @@ fn errors_anthropic_to_openai() {
         let out = anthropic_error_to_openai(status, &fixture["body"]);
         insta::assert_json_snapshot!(format!("error_a2o__{name}"), out);
     }
-}
-
-/// Decodes a recorded transcript, fed in awkward 7-byte chunks, into events.
-fn recorded_events(path: &Path) -> Vec<SseEvent> {
-    let bytes = std::fs::read(path).unwrap();
-    let mut decoder = SseDecoder::new();
-    let mut events = Vec::new();
-    for chunk in bytes.chunks(7) {
-        decoder.push(chunk);
-        while let Some(event) = decoder.next_event() {
-            events.push(event.unwrap());
-        }
-    }
-    while let Some(event) = decoder.finish() {
-        events.push(event);
-    }
-    events
-}
-
-fn transcript(frames: &[bytes::Bytes], usage: Option<Usage>) -> String {
-    let mut text: String = frames
-        .iter()
-        .map(|frame| std::str::from_utf8(frame).unwrap())
-        .collect();
-    text.push_str(&format!("--- usage seen: {}\n", json!(usage)));
-    text
 }
 
 #[test]

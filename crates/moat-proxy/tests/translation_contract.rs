@@ -130,3 +130,53 @@ async fn a_refused_field_moves_on_to_a_target_that_can_honour_it() {
     assert_eq!(seen.len(), 1, "only the OpenAI-kind target was called");
     assert_eq!(seen[0].body["logprobs"], true);
 }
+
+#[tokio::test]
+async fn responses_reach_an_anthropic_target_whole_and_streamed_with_usage_metered() {
+    let h = harness().await;
+    let body = json!({"model": "claude", "instructions": "Be brief.", "input": "Say hi",
+                      "max_output_tokens": 8, "store": false});
+    let (status, v) = json_of(h.openai("/v1/responses", &body).await).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["object"], "response");
+    assert_eq!(
+        v["status"], "incomplete",
+        "8 tokens cut the sim's answer: {v}"
+    );
+    assert_eq!(v["output"][0]["type"], "message");
+    assert_eq!(v["usage"]["output_tokens"], 8);
+    let seen = h.sim.requests().pop().unwrap();
+    assert_eq!(seen.path, "/v1/messages");
+    assert_eq!(seen.body["max_tokens"], 8);
+    assert_eq!(seen.body["system"][0]["text"], "Be brief.");
+
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    streamed["max_output_tokens"] = json!(200);
+    let events = common::events_of(h.openai("/v1/responses", &streamed).await).await;
+    let names: Vec<&str> = events.iter().filter_map(|e| e.event.as_deref()).collect();
+    assert_eq!(names.first(), Some(&"response.created"), "{names:?}");
+    assert_eq!(names.last(), Some(&"response.completed"), "{names:?}");
+    assert!(names.contains(&"response.output_text.delta"), "{names:?}");
+    let seqs: Vec<u64> = events
+        .iter()
+        .map(|e| e.json()["sequence_number"].as_u64().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    let completed = events.last().unwrap().json();
+    let usage = &completed["response"]["usage"];
+    assert!(usage["output_tokens"].as_u64().unwrap() > 0, "{completed}");
+    assert_eq!(h.sim.requests().pop().unwrap().path, "/v1/messages");
+    // Metered like any answer: the token histogram counted the output of both requests.
+    let metrics = h.metrics().await;
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("gen_ai_client_token_usage_count")
+                && l.contains(r#"gen_ai_request_model="claude","#)
+                && l.contains(r#"gen_ai_token_type="output""#)
+                && !l.contains(r#"gen_ai_operation_name="chat""#)
+        })
+        .unwrap_or_else(|| panic!("no output token metric:\n{metrics}"));
+    assert!(line.ends_with(" 2"), "{line}");
+}

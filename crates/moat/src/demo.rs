@@ -25,6 +25,10 @@ const DEMO_MODELS: &[(&str, &str)] = &[
         "claude-haiku",
         "Anthropic-kind provider (OpenAI clients get it translated)",
     ),
+    (
+        "gpt-4.1",
+        "OpenAI-kind provider, no fallback (fields it cannot honour are refused)",
+    ),
     ("text-embedding-3-small", "embeddings, OpenAI-kind provider"),
 ];
 
@@ -83,7 +87,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The demo's config: two providers (one per protocol) on the simulator, three models.
+/// The demo's config: two providers (one per protocol) on the simulator, four models.
 fn demo_config(sim: &SimUpstream, listen: SocketAddr) -> String {
     format!(
         r#"# Written by `moat demo`: the gateway in front of moat's built-in simulated provider.
@@ -119,6 +123,10 @@ name = "claude-haiku"
 targets = [{{ provider = "sim-anthropic", model = "sim-claude-haiku" }}]
 
 [[models]]
+name = "gpt-4.1"
+targets = [{{ provider = "sim-openai", model = "sim-gpt-4.1" }}]
+
+[[models]]
 name = "text-embedding-3-small"
 targets = [{{ provider = "sim-openai", model = "sim-embedding" }}]
 
@@ -128,6 +136,11 @@ targets = [{{ provider = "sim-openai", model = "sim-embedding" }}]
 model = "sim-gpt-4o-mini"
 input = 0.15
 output = 0.60
+
+[[prices]]
+model = "sim-gpt-4.1"
+input = 2.00
+output = 8.00
 
 [[prices]]
 model = "sim-claude-haiku"

@@ -17,7 +17,6 @@ use crate::telemetry::RequestRecord;
 use crate::upstream::{error_chain, Operation, Provider};
 use axum::body::Body;
 use axum::response::Response;
-use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::{header, HeaderValue, StatusCode};
@@ -25,6 +24,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use moat_core::Protocol;
 use moat_policy::budget::BudgetRefusal;
+use moat_protocol::embeddings;
 use moat_protocol::sse::{SseDecoder, SseEvent, DONE};
 use moat_protocol::translate::{
     self, AnthropicToOpenAiStream, AnthropicToResponsesStream, OpenAiToAnthropicStream,
@@ -136,7 +136,10 @@ pub async fn buffered(
         Mode::Passthrough(Operation::Embeddings) if ctx.wants_base64 => {
             let parsed: Value = serde_json::from_slice(&body).map_err(not_json)?;
             let usage = usage_of(kind, &parsed);
-            (usage, floats_to_base64(parsed).map_or(body, translated))
+            (
+                usage,
+                embeddings::floats_to_base64(parsed).map_or(body, translated),
+            )
         }
         // Same protocol: the answer goes back byte for byte; only its usage fields are read.
         Mode::Passthrough(_) | Mode::EstimateTokens => {
@@ -234,21 +237,6 @@ fn usage_of(kind: AnswerKind, body: &Value) -> Option<Usage> {
                 })
         }
     }
-}
-
-/// Rewrites float embeddings as base64 little-endian f32, as OpenAI does when asked: some
-/// OpenAI-compatible servers ignore `encoding_format`, and the Node SDK asks for base64 by default.
-fn floats_to_base64(mut body: Value) -> Option<Value> {
-    let data = body.get_mut("data")?.as_array_mut()?;
-    for item in data {
-        let floats = item.get("embedding")?.as_array()?;
-        let mut bytes = Vec::with_capacity(floats.len() * 4);
-        for f in floats {
-            bytes.extend_from_slice(&(f.as_f64()? as f32).to_le_bytes());
-        }
-        item["embedding"] = Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
-    }
-    Some(body)
 }
 
 /// Reads a whole body within `limit` bytes, each chunk within `idle` of the last and all of it
@@ -787,21 +775,5 @@ impl Relay {
                 moat_protocol::sse::encode_event(Some("error"), &e.to_string())
             }
         }
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn float_embeddings_become_little_endian_base64() {
-        let v = floats_to_base64(json!({"data": [{"embedding": [1.0, -2.0]}]})).unwrap();
-        let b = base64::engine::general_purpose::STANDARD
-            .decode(v["data"][0]["embedding"].as_str().unwrap())
-            .unwrap();
-        assert_eq!(b, [1.0f32.to_le_bytes(), (-2.0f32).to_le_bytes()].concat());
-        assert!(floats_to_base64(json!({"data": [{"embedding": "already"}]})).is_none());
     }
 }
