@@ -68,11 +68,16 @@ fn responses_anthropic_to_responses() {
     }
 }
 
-/// The request a stream fixture answers: one asking for encrypted reasoning when the fixture's
-/// name says so.
+/// The request a stream fixture answers: one asking for encrypted reasoning or (`structured_*`)
+/// for a structured output when the fixture's name says so.
 fn stream_request(name: &str) -> Value {
     if name.contains("encrypted") {
         json!({"model": "o4-mini", "input": "x", "include": ["reasoning.encrypted_content"], "store": false})
+    } else if name.starts_with("structured") {
+        let schema = json!({"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}}, "required": ["name", "age"], "additionalProperties": false});
+        let format =
+            json!({"type": "json_schema", "name": "person", "strict": true, "schema": schema});
+        json!({"model": "gpt-5", "input": "x", "text": {"format": format}})
     } else {
         json!({"model": "gpt-5", "input": "x"})
     }
@@ -154,6 +159,18 @@ fn sdk_accumulate(name: &str, frames: &[Bytes]) -> String {
                 );
                 part["text"] = json!(text);
             }
+            "response.refusal.delta" => {
+                assert_eq!(data["item_id"], items[output]["id"], "{name}");
+                let part =
+                    &mut items[output]["content"][data["content_index"].as_u64().unwrap() as usize];
+                assert_eq!(part["type"], "refusal", "{name}");
+                let refusal = format!(
+                    "{}{}",
+                    part["refusal"].as_str().unwrap(),
+                    data["delta"].as_str().unwrap()
+                );
+                part["refusal"] = json!(refusal);
+            }
             "response.function_call_arguments.delta" => {
                 assert_eq!(items[output]["type"], "function_call", "{name}");
                 assert_eq!(data["item_id"], items[output]["id"], "{name}");
@@ -169,7 +186,6 @@ fn sdk_accumulate(name: &str, frames: &[Bytes]) -> String {
             | "response.reasoning_text.done"
             | "response.function_call_arguments.done"
             | "response.content_part.done"
-            | "response.refusal.delta"
             | "response.refusal.done" => {
                 assert_eq!(data["item_id"], items[output]["id"], "{name}: {kind}");
             }
@@ -179,18 +195,8 @@ fn sdk_accumulate(name: &str, frames: &[Bytes]) -> String {
                 let accumulated = &items[output];
                 assert_eq!(item["id"], accumulated["id"], "{name}");
                 match item["type"].as_str().unwrap() {
-                    "message" => {
-                        let texts = |item: &Value| -> Vec<Value> {
-                            item["content"]
-                                .as_array()
-                                .unwrap()
-                                .iter()
-                                .filter(|p| p["type"] == "output_text")
-                                .map(|p| p["text"].clone())
-                                .collect()
-                        };
-                        assert_eq!(texts(item), texts(accumulated), "{name}");
-                    }
+                    // The parts added and their deltas add up to the done item's parts.
+                    "message" => assert_eq!(item["content"], accumulated["content"], "{name}"),
                     "function_call" => {
                         let streamed = accumulated["arguments"].as_str().unwrap();
                         let streamed = if streamed.is_empty() { "{}" } else { streamed };

@@ -80,6 +80,17 @@ impl ResponsesEcho {
         self.encrypted_reasoning
     }
 
+    /// Whether the client asked for a structured output (`text.format.type` `json_schema` or
+    /// `json_object`), whose refusals are answered as a `refusal` part alone.
+    pub fn structured_output(&self) -> bool {
+        let kind = self
+            .fields
+            .get("text")
+            .and_then(|text| text.pointer("/format/type"))
+            .and_then(Value::as_str);
+        matches!(kind, Some("json_schema" | "json_object"))
+    }
+
     /// The `response` object for `answer`, with the echoed settings.
     pub(super) fn response(&self, answer: Answer) -> Value {
         let mut out = Object::new();

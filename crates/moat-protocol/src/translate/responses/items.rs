@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::translate::mapping::finish_reason_for_stop_reason;
+use crate::translate::response_a2o::REFUSAL_TEXT;
 
 /// Ids derived from the Anthropic message id, so that a whole answer and a stream of the same
 /// message name their items alike and the upstream log line stays findable.
@@ -78,6 +79,25 @@ impl Outcome {
     }
 }
 
+/// Whether a structured output's text so far is the JSON: constrained decoding makes it start
+/// with `{` or `[`, so text that starts otherwise is a refusal. `None` while it is blank.
+pub(super) fn opens_json(text: &str) -> Option<bool> {
+    text.trim_start()
+        .chars()
+        .next()
+        .map(|first| matches!(first, '{' | '['))
+}
+
+/// The text of a structured output's refusal: what the model said, or [`REFUSAL_TEXT`] when it
+/// said nothing.
+pub(super) fn refusal_text(text: &str) -> &str {
+    if text.trim().is_empty() {
+        REFUSAL_TEXT
+    } else {
+        text
+    }
+}
+
 /// An assistant `message` item.
 pub(super) fn message_item(id: &str, status: &str, content: Vec<Value>) -> Value {
     json!({"id": id, "type": "message", "status": status, "content": content, "role": "assistant"})
@@ -137,6 +157,17 @@ mod tests {
         assert_eq!(ids.item("fc", 2), "fc_01Abc_2");
         assert_eq!(ItemIds::new(Some("")).response(), "resp_moat");
         assert_eq!(ItemIds::new(None).item("rs", 1), "rs_moat_1");
+    }
+
+    #[test]
+    fn the_first_character_tells_json_from_a_refusal() {
+        assert_eq!(opens_json(""), None);
+        assert_eq!(opens_json(" \n\t"), None);
+        assert_eq!(opens_json("\n {\"a\""), Some(true));
+        assert_eq!(opens_json("["), Some(true));
+        assert_eq!(opens_json(" I can't"), Some(false));
+        assert_eq!(refusal_text(" \n"), REFUSAL_TEXT);
+        assert_eq!(refusal_text("No."), "No.");
     }
 
     #[test]

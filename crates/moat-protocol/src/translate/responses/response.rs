@@ -4,7 +4,8 @@ use serde_json::Value;
 
 use super::echo::{Answer, ResponsesEcho};
 use super::items::{
-    function_call_item, message_item, output_text, reasoning_item, refusal, ItemIds, Outcome,
+    function_call_item, message_item, opens_json, output_text, reasoning_item, refusal,
+    refusal_text, ItemIds, Outcome,
 };
 use super::reasoning;
 use crate::translate::json::{str_field, upstream_object};
@@ -27,9 +28,12 @@ use crate::usage::Usage;
 ///
 /// `stop_reason` `max_tokens` (or `model_context_window_exceeded`) -> status `incomplete` with
 /// `incomplete_details.reason: max_output_tokens` and the last item `incomplete`; `refusal` ->
-/// `completed`, the answer ending with a `refusal` part (in the last message item, or a message
-/// item of its own); anything else -> `completed`. Usage follows OpenAI semantics
-/// ([`openai_responses_usage_json`]).
+/// `completed`, the answer ending with a `refusal` part holding a fixed text (in the last message
+/// item, or a message item of its own); anything else -> `completed`. When the client asked for a
+/// structured output ([`ResponsesEcho::structured_output`]), a refusal is answered the way
+/// OpenAI's structured outputs refuse: the last message's only part is a `refusal` part holding
+/// its text (the fixed text if blank), unless that text had begun the JSON (`{` or `[`). Usage
+/// follows OpenAI semantics ([`openai_responses_usage_json`]).
 pub fn anthropic_to_responses_response(
     body: &Value,
     echo: &ResponsesEcho,
@@ -115,10 +119,24 @@ impl Item<'_> {
     ) -> Value {
         match self {
             Item::Message(text) => {
-                let mut content: Vec<Value> = text.iter().map(|text| output_text(text)).collect();
-                if refused {
-                    content.push(refusal(REFUSAL_TEXT));
-                }
+                let content = match text {
+                    // A structured output's refusal, as OpenAI's structured outputs refuse.
+                    Some(text)
+                        if refused
+                            && echo.structured_output()
+                            && opens_json(&text) != Some(true) =>
+                    {
+                        vec![refusal(refusal_text(&text))]
+                    }
+                    text => {
+                        let mut content: Vec<Value> =
+                            text.iter().map(|text| output_text(text)).collect();
+                        if refused {
+                            content.push(refusal(REFUSAL_TEXT));
+                        }
+                        content
+                    }
+                };
                 message_item(&ids.item("msg", index), status, content)
             }
             Item::Reasoning(block) => {

@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 use super::echo::{Answer, ResponsesEcho};
 use super::events::Events;
 use super::items::{
-    function_call_item, message_item, output_text, reasoning_item, refusal, ItemIds, Outcome,
+    function_call_item, message_item, opens_json, output_text, reasoning_item, refusal, ItemIds,
+    Outcome,
 };
 use super::reasoning;
 use crate::errors::anthropic_error_to_openai;
@@ -26,7 +27,12 @@ use crate::usage::{AnthropicUsage, Usage};
 /// - message: `response.content_part.added` (an empty `output_text`),
 ///   `response.output_text.delta` per text delta, `response.output_text.done`,
 ///   `response.content_part.done`; a refusal adds a `refusal` part the same way
-///   (`response.refusal.delta`, `response.refusal.done`);
+///   (`response.refusal.delta`, `response.refusal.done`). When the client asked for a structured
+///   output, the first non-blank character of a message decides its part: `{` or `[` begins the
+///   JSON (`output_text`), anything else is a refusal streamed as the `refusal` part alone, the
+///   way OpenAI's structured outputs refuse. Leading whitespace waits for that character (it goes
+///   out as `output_text` if the item closes first); a refusal stop reason with nothing said is a
+///   `refusal` part with a fixed text;
 /// - function call (added with empty `arguments`): `response.function_call_arguments.delta` per
 ///   `input_json_delta`, `response.function_call_arguments.done`;
 /// - reasoning: `response.reasoning_text.delta` per thinking delta and
@@ -70,6 +76,7 @@ struct Open {
 enum Body {
     Message {
         text: String,
+        part: Part,
     },
     Call {
         call_id: Value,
@@ -82,6 +89,17 @@ enum Body {
         /// The data of a `redacted_thinking` block.
         redacted: Option<String>,
     },
+}
+
+/// What a message item's text streams as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// An `output_text` part (the answer, or a structured output's JSON).
+    Text,
+    /// A structured output whose text is blank so far: no part is open, the text is held.
+    Undecided,
+    /// A `refusal` part: a structured output's refusal.
+    Refusal,
 }
 
 impl AnthropicToResponsesStream {
@@ -213,9 +231,15 @@ impl AnthropicToResponsesStream {
         let id = self.next_id("msg");
         self.events
             .added(frames, message_item(&id, "in_progress", Vec::new()));
-        self.part_added(frames, &id, 0, output_text(""));
+        let part = if self.echo.structured_output() {
+            Part::Undecided
+        } else {
+            self.part_added(frames, &id, 0, output_text(""));
+            Part::Text
+        };
         let body = Body::Message {
             text: String::new(),
+            part,
         };
         Open { id, block, body }
     }
@@ -260,13 +284,21 @@ impl AnthropicToResponsesStream {
         };
         let text = |key: &str| delta[key].as_str().unwrap_or_default().to_owned();
         match (&mut open.body, delta["type"].as_str()) {
-            (Body::Message { text: all }, Some("text_delta")) => {
+            (Body::Message { text: all, part }, Some("text_delta")) => {
                 let fragment = text("text");
-                if !fragment.is_empty() {
-                    all.push_str(&fragment);
-                    let extra = json!({"delta": fragment, "logprobs": []});
-                    let kind = "response.output_text.delta";
-                    self.events.part_event(frames, kind, &open.id, 0, extra);
+                all.push_str(&fragment);
+                if *part == Part::Undecided {
+                    let Some(json) = opens_json(all) else {
+                        self.open = Some(open);
+                        return;
+                    };
+                    *part = if json { Part::Text } else { Part::Refusal };
+                    let empty = if json { output_text("") } else { refusal("") };
+                    self.part_added(frames, &open.id, 0, empty);
+                    // The held whitespace goes out with the character that decided.
+                    self.text_delta((&open.id, 0), *part, all, frames);
+                } else {
+                    self.text_delta((&open.id, 0), *part, &fragment, frames);
                 }
             }
             (Body::Call { .. }, Some("input_json_delta")) => {
@@ -287,6 +319,27 @@ impl AnthropicToResponsesStream {
             _ => {} // citations_delta, and deltas that do not fit the block.
         }
         self.open = Some(open);
+    }
+
+    /// A non-empty fragment of part `index` of message `id`, as a `part` streams it.
+    fn text_delta(
+        &mut self,
+        (id, index): (&str, usize),
+        part: Part,
+        fragment: &str,
+        frames: &mut Vec<Bytes>,
+    ) {
+        if fragment.is_empty() {
+            return;
+        }
+        let (kind, extra) = match part {
+            Part::Refusal => ("response.refusal.delta", json!({"delta": fragment})),
+            _ => (
+                "response.output_text.delta",
+                json!({"delta": fragment, "logprobs": []}),
+            ),
+        };
+        self.events.part_event(frames, kind, id, index, extra);
     }
 
     fn arguments_delta(&mut self, open: &mut Open, fragment: &str, frames: &mut Vec<Bytes>) {
@@ -319,29 +372,26 @@ impl AnthropicToResponsesStream {
         }
         self.settled = true;
         let outcome = self.outcome();
-        if outcome.refused {
-            let message = match self.open.take() {
-                Some(Open {
-                    id,
-                    body: Body::Message { text },
-                    ..
-                }) => {
-                    let content = self.finish_text(&id, &text, frames);
-                    (id, content)
-                }
-                other => {
-                    self.open = other;
-                    self.close("completed", frames);
-                    let id = self.next_id("msg");
-                    let item = message_item(&id, "in_progress", Vec::new());
-                    self.events.added(frames, item);
-                    (id, Vec::new())
-                }
-            };
-            self.close_with_refusal(message, outcome.last_item_status(), frames);
-        } else {
-            self.close(outcome.last_item_status(), frames);
+        if !outcome.refused {
+            return self.close(outcome.last_item_status(), frames);
         }
+        let (id, text, part) = match self.open.take() {
+            Some(Open {
+                id,
+                body: Body::Message { text, part },
+                ..
+            }) => (id, text, part),
+            other => {
+                self.open = other;
+                self.close("completed", frames);
+                let id = self.next_id("msg");
+                let item = message_item(&id, "in_progress", Vec::new());
+                self.events.added(frames, item);
+                // A message of its own holding only the refusal.
+                (id, String::new(), Part::Undecided)
+            }
+        };
+        self.close_message(&id, &text, part, true, outcome.last_item_status(), frames);
     }
 
     fn on_message_stop(&mut self, frames: &mut Vec<Bytes>) {
@@ -370,9 +420,8 @@ impl AnthropicToResponsesStream {
             return;
         };
         match body {
-            Body::Message { text } => {
-                let content = self.finish_text(&id, &text, frames);
-                self.events.done(frames, message_item(&id, status, content));
+            Body::Message { text, part } => {
+                self.close_message(&id, &text, part, false, status, frames);
             }
             Body::Call {
                 call_id,
@@ -418,39 +467,71 @@ impl AnthropicToResponsesStream {
         }
     }
 
-    /// Adds the refusal part to the message item `id` whose parts so far are `content`, and
-    /// closes it.
-    fn close_with_refusal(
+    /// Closes message item `id`, whose text is `text` streamed as `part`, with `status`; when
+    /// Anthropic `refused`, the message ends with a refusal part.
+    fn close_message(
         &mut self,
-        (id, mut content): (String, Vec<Value>),
+        id: &str,
+        text: &str,
+        part: Part,
+        refused: bool,
         status: &str,
         frames: &mut Vec<Bytes>,
     ) {
-        let index = content.len();
-        self.part_added(frames, &id, index, refusal(""));
-        for (kind, extra) in [
-            ("response.refusal.delta", json!({"delta": REFUSAL_TEXT})),
-            ("response.refusal.done", json!({"refusal": REFUSAL_TEXT})),
-            (
-                "response.content_part.done",
-                json!({"part": refusal(REFUSAL_TEXT)}),
-            ),
-        ] {
-            self.events.part_event(frames, kind, &id, index, extra);
-        }
-        content.push(refusal(REFUSAL_TEXT));
-        self.events.done(frames, message_item(&id, status, content));
+        let content = match (part, refused) {
+            // Refused with nothing said, or in a message of its own: the fixed text.
+            (Part::Undecided, true) => {
+                self.part_added(frames, id, 0, refusal(""));
+                self.text_delta((id, 0), Part::Refusal, REFUSAL_TEXT, frames);
+                vec![self.finish_refusal(id, 0, REFUSAL_TEXT, frames)]
+            }
+            // Only whitespace came: it is text after all.
+            (Part::Undecided, false) => {
+                self.part_added(frames, id, 0, output_text(""));
+                self.text_delta((id, 0), Part::Text, text, frames);
+                vec![self.finish_text(id, text, frames)]
+            }
+            (Part::Text, _) => {
+                let mut content = vec![self.finish_text(id, text, frames)];
+                if refused {
+                    self.part_added(frames, id, 1, refusal(""));
+                    self.text_delta((id, 1), Part::Refusal, REFUSAL_TEXT, frames);
+                    content.push(self.finish_refusal(id, 1, REFUSAL_TEXT, frames));
+                }
+                content
+            }
+            // Its text, streamed already.
+            (Part::Refusal, _) => vec![self.finish_refusal(id, 0, text, frames)],
+        };
+        self.events.done(frames, message_item(id, status, content));
     }
 
-    /// The done events of the text part of message item `id`; returns the message's content.
-    fn finish_text(&mut self, id: &str, text: &str, frames: &mut Vec<Bytes>) -> Vec<Value> {
+    /// The done events of the text part of message item `id`; returns the part.
+    fn finish_text(&mut self, id: &str, text: &str, frames: &mut Vec<Bytes>) -> Value {
         let done = json!({"text": text, "logprobs": []});
         let part = json!({"part": output_text(text)});
         self.events
             .part_event(frames, "response.output_text.done", id, 0, done);
         self.events
             .part_event(frames, "response.content_part.done", id, 0, part);
-        vec![output_text(text)]
+        output_text(text)
+    }
+
+    /// The done events of refusal part `index` of message item `id`; returns the part.
+    fn finish_refusal(
+        &mut self,
+        id: &str,
+        index: usize,
+        text: &str,
+        frames: &mut Vec<Bytes>,
+    ) -> Value {
+        let done = json!({"refusal": text});
+        let part = json!({"part": refusal(text)});
+        self.events
+            .part_event(frames, "response.refusal.done", id, index, done);
+        self.events
+            .part_event(frames, "response.content_part.done", id, index, part);
+        refusal(text)
     }
 
     fn part_added(&mut self, frames: &mut Vec<Bytes>, id: &str, index: usize, part: Value) {

@@ -94,6 +94,25 @@ fn streamed(message: &Value, echo: &ResponsesEcho) -> Vec<Value> {
     payloads(&frames)
 }
 
+/// Streams `message` and checks that the stream ends with the response the whole answer gives.
+fn assert_stream_gives_the_whole_answer(message: &Value, echo: &ResponsesEcho, label: &str) {
+    let whole = anthropic_to_responses_response(message, echo, "gpt-5", 7).unwrap();
+    let events = streamed(message, echo);
+    let last = events.last().unwrap();
+    let expected = if message["stop_reason"] == "max_tokens" {
+        "response.incomplete"
+    } else {
+        "response.completed"
+    };
+    assert_eq!(last["type"], expected, "{label}");
+    assert_eq!(last["response"], whole, "{label}");
+}
+
+fn answer(content: &[Value], stop: &str) -> Value {
+    json!({"id": "msg_x", "type": "message", "role": "assistant", "content": content,
+        "stop_reason": stop, "usage": {"input_tokens": 10, "output_tokens": 20}})
+}
+
 #[test]
 fn a_stream_ends_with_the_response_the_whole_answer_gives() {
     let echo = ResponsesEcho::from_request(&json!({
@@ -124,18 +143,101 @@ fn a_stream_ends_with_the_response_the_whole_answer_gives() {
                 let content: Vec<Value> = blocks.iter().skip(skip).take(take).cloned().collect();
                 let message = json!({"id": "msg_x", "type": "message", "role": "assistant",
                     "content": content, "stop_reason": stop, "usage": usage});
-                let whole = anthropic_to_responses_response(&message, &echo, "gpt-5", 7).unwrap();
-                let events = streamed(&message, &echo);
-                let last = events.last().unwrap();
-                let expected = if stop == "max_tokens" {
-                    "response.incomplete"
-                } else {
-                    "response.completed"
-                };
-                assert_eq!(last["type"], expected, "{stop} {take}");
-                assert_eq!(last["response"], whole, "{stop}, {skip}+{take} blocks");
+                let label = format!("{stop}, {skip}+{take} blocks");
+                assert_stream_gives_the_whole_answer(&message, &echo, &label);
             }
         }
+    }
+}
+
+#[test]
+fn a_structured_stream_ends_with_the_response_the_whole_answer_gives() {
+    let text = |text: &str| json!({"type": "text", "text": text});
+    let thinking = json!({"type": "thinking", "thinking": "Hmm.", "signature": "sig"});
+    let call = json!({"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"a": 1}});
+    // JSON (or blank) text: the same whatever the stop reason, a refusal included.
+    let json_answers = [
+        vec![],
+        vec![text(" \n")],
+        vec![text("{\"a\": 1}")],
+        vec![text(" "), text("\n[1,"), text(" 2]")],
+        vec![thinking.clone(), text("\n{}")],
+        vec![text("  "), call.clone()],
+        vec![call.clone(), text("{\"a\":")],
+    ];
+    // Text that does not open JSON is a refusal. The stream cannot wait for the stop reason, so
+    // it streams such text as a refusal whatever comes; the whole answer, which knows, does so
+    // only for the last message of a `stop_reason: refusal`, so only those are compared here.
+    let refusals = [
+        vec![text("I can't help with that.")],
+        vec![text("\n "), text("No"), text(".")],
+        vec![thinking, text(" No.")],
+        vec![text("{\"a\": 1}"), call.clone(), text("No.")],
+        vec![call, text("No.")],
+    ];
+    for format in ["json_schema", "json_object"] {
+        let echo = ResponsesEcho::from_request(
+            &json!({"input": "x", "text": {"format": {"type": format}}}),
+        );
+        assert!(echo.structured_output());
+        for stop in ["end_turn", "tool_use", "max_tokens", "refusal"] {
+            for (index, content) in json_answers.iter().enumerate() {
+                let label = format!("{format}, {stop}, JSON answer {index}");
+                assert_stream_gives_the_whole_answer(&answer(content, stop), &echo, &label);
+            }
+        }
+        for (index, content) in refusals.iter().enumerate() {
+            let label = format!("{format}, refusal {index}");
+            assert_stream_gives_the_whole_answer(&answer(content, "refusal"), &echo, &label);
+        }
+    }
+}
+
+#[test]
+fn a_structured_refusal_is_a_refusal_part_alone() {
+    let echo = ResponsesEcho::from_request(&json!({"text": {"format": {"type": "json_schema"}}}));
+    let said = answer(&[json!({"type": "text", "text": "\nI can't."})], "refusal");
+    let response = anthropic_to_responses_response(&said, &echo, "gpt-5", 7).unwrap();
+    assert_eq!(response["status"], "completed");
+    assert_eq!(
+        response["output"][0]["content"],
+        json!([{"type": "refusal", "refusal": "\nI can't."}])
+    );
+    let silent = answer(&[], "refusal");
+    let response = anthropic_to_responses_response(&silent, &echo, "gpt-5", 7).unwrap();
+    let refusal = &response["output"][0]["content"][0];
+    assert_eq!(
+        refusal["refusal"],
+        crate::translate::response_a2o::REFUSAL_TEXT
+    );
+    // Streamed, the refusal's deltas add up to its text.
+    let events = streamed(&said, &echo);
+    let deltas: String = events
+        .iter()
+        .filter(|e| e["type"] == "response.refusal.delta")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(deltas, "\nI can't.");
+    assert!(!events
+        .iter()
+        .any(|e| e["type"] == "response.output_text.delta"));
+}
+
+#[test]
+fn only_json_formats_ask_for_a_structured_output() {
+    for (request, asked) in [
+        (
+            json!({"text": {"format": {"type": "json_schema", "name": "n"}}}),
+            true,
+        ),
+        (json!({"text": {"format": {"type": "json_object"}}}), true),
+        (json!({"text": {"format": {"type": "text"}}}), false),
+        (json!({"text": {"verbosity": "low"}}), false),
+        (json!({"text": "json_schema"}), false),
+        (json!({}), false),
+    ] {
+        let echo = ResponsesEcho::from_request(&request);
+        assert_eq!(echo.structured_output(), asked, "{request}");
     }
 }
 
