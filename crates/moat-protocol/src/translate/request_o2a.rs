@@ -62,7 +62,9 @@ pub fn openai_chat_to_anthropic_request(
 /// - `reasoning_effort` -> thinking, budgets from [`thinking_budget_for_effort`]. The budget is
 ///   kept below `max_tokens`: with a client-set limit it is cut to `max_tokens - 1` and thinking is
 ///   left off if that is under Anthropic's minimum of 1024; without one, `max_tokens` becomes the
-///   default plus the budget so the answer keeps its room. Anthropic may reject thinking
+///   default plus the budget so the answer keeps its room. Thinking is left off for a turn whose
+///   last assistant message called tools without a thinking block first (Anthropic refuses
+///   that combination, and chat cannot carry thinking blocks back). Anthropic may reject thinking
 ///   combined with `temperature` or a forced tool choice; those are passed on unchanged.
 /// - `response_format` -> `output_config.format` (see [`super::structured`]);
 /// - assistant `reasoning_content` is not sent (it has no signature).
@@ -159,10 +161,31 @@ pub(super) fn assemble(
     }
     let (effort, effort_param) = parts.effort;
     apply_reasoning(effort, effort_param, parts.explicit_max, style, &mut out)?;
+    let messages = out.get("messages").and_then(Value::as_array);
+    if messages.is_some_and(|m| tool_loop_without_thinking(m)) {
+        // Anthropic refuses thinking when the tool loop in progress did not start with a thinking
+        // block ("a final assistant message must start with a thinking block"), and chat clients
+        // have no way to send one back: this turn goes without thinking, as Anthropic advises.
+        out.remove("thinking");
+    }
     let (format, format_param) = parts.format;
     structured::apply_to_anthropic(&format, format_param, &mut out)?;
     copy_as(request, "stream", &mut out, "stream");
     Ok(Value::Object(out))
+}
+
+/// Whether the last assistant message calls tools without starting with a thinking block.
+fn tool_loop_without_thinking(messages: &[Value]) -> bool {
+    let Some(last) = messages.iter().rev().find(|m| m["role"] == "assistant") else {
+        return false;
+    };
+    let blocks = last["content"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let calls_tools = blocks.iter().any(|b| b["type"] == "tool_use");
+    let first = blocks.first().and_then(|b| b["type"].as_str());
+    calls_tools && !matches!(first, Some("thinking" | "redacted_thinking"))
 }
 
 /// Converts one entry of `tools` found at a path for the named target model.
