@@ -90,13 +90,23 @@ def test_rate_limits_are_the_sdks_rate_limit_error_and_it_retries_per_the_header
     key = demo.create_key("--workflow", "demo-agent")["key"]
     ask = dict(model="claude-haiku", max_tokens=4, messages=[{"role": "user", "content": "Hi"}])
     once = anthropic.Anthropic(base_url=demo.anthropic_base_url, api_key=key, max_retries=0, timeout=20)
-    err = None
-    for _ in range(150):
-        try:
-            once.messages.create(**ask)
-        except anthropic.RateLimitError as e:
-            err = e
+
+    def hit_rate_limit():
+        for _ in range(150):
+            try:
+                once.messages.create(**ask)
+            except anthropic.RateLimitError as e:
+                return e
+        return None
+
+    # A 429 met just before the next refill (one request a second) would let the retrying
+    # request below through at once and race the test: take one at least 300 ms from a refill.
+    err = hit_rate_limit()
+    for _ in range(3):
+        if err is None or int(err.response.headers["retry-after-ms"]) >= 300:
             break
+        time.sleep(int(err.response.headers["retry-after-ms"]) / 1000 + 0.02)
+        err = hit_rate_limit()
     assert err is not None, "60 requests a minute never refused"
     assert err.status_code == 429
     assert err.body["error"]["type"] == "rate_limit_error"

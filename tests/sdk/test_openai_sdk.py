@@ -149,11 +149,24 @@ def _hit_rate_limit(client, **kwargs):
     return None
 
 
+def _hit_rate_limit_far_from_refill(client, **kwargs):
+    """A 429 whose next refill is at least 300 ms away, so that a request sent at once meets the
+    limit too: a 429 met just before a refill (the refill is one request a second) would let the
+    next request through and race the test."""
+    err = _hit_rate_limit(client, **kwargs)
+    for _ in range(3):
+        if err is None or int(err.response.headers["retry-after-ms"]) >= 300:
+            break
+        time.sleep(int(err.response.headers["retry-after-ms"]) / 1000 + 0.02)
+        err = _hit_rate_limit(client, **kwargs)
+    return err
+
+
 def test_rate_limits_are_the_sdks_rate_limit_error_and_it_retries_per_the_headers(demo):
     key = demo.create_key("--workflow", "demo-agent")["key"]
     ask = dict(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
     once = openai.OpenAI(base_url=demo.base_url, api_key=key, max_retries=0, timeout=20)
-    err = _hit_rate_limit(once, **ask)
+    err = _hit_rate_limit_far_from_refill(once, **ask)
     assert err is not None, "60 requests a minute never refused"
     assert err.status_code == 429 and err.code == "rate_limit_exceeded"
     h = err.response.headers
