@@ -34,6 +34,10 @@ pub enum StoreError {
     /// The database said no.
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
+    /// A database server behind another backend (PostgreSQL, later Redis) failed or could not be
+    /// reached. The source is the driver's own error, boxed so this crate depends on no driver.
+    #[error("database error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A stored row could not be read back (corrupt or hand-edited).
     #[error("corrupt row for {id}: {reason}")]
     Corrupt {
