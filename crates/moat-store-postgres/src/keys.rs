@@ -1,0 +1,97 @@
+//! Virtual keys: table `keys` (migration 1).
+
+use crate::error::Db;
+use crate::PostgresStore;
+use async_trait::async_trait;
+use moat_policy::{KeyHash, KeyRecord};
+use moat_store::{KeyStore, StoreError};
+use tokio_postgres::Row;
+
+const COLUMNS: &str =
+    "id, hash, account, workflow, models, cidrs, created_at, expires_at, revoked_at";
+
+#[async_trait]
+impl KeyStore for PostgresStore {
+    async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO keys (id, hash, account, workflow, models, cidrs, created_at, expires_at, revoked_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+            )
+            .await
+            .db()?;
+        let cidrs: Vec<String> = key.cidrs.iter().map(ToString::to_string).collect();
+        let inserted = client
+            .execute(
+                &stmt,
+                &[
+                    &key.id,
+                    &key.hash.to_hex(),
+                    &key.account,
+                    &key.workflow,
+                    &key.models,
+                    &cidrs,
+                    &key.created_at,
+                    &key.expires_at,
+                    &key.revoked_at,
+                ],
+            )
+            .await
+            .db()?;
+        if inserted == 0 {
+            return Err(StoreError::Duplicate(key.id.clone()));
+        }
+        Ok(())
+    }
+
+    async fn get_key(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM keys WHERE id = $1");
+        self.one_row(&sql, id, from_row).await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM keys ORDER BY created_at, id");
+        self.all_rows(&sql, from_row).await
+    }
+
+    async fn revoke_key(&self, id: &str, at: i64) -> Result<bool, StoreError> {
+        self.revoke("keys", id, at).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .simple_query("SELECT 1")
+            .await
+            .db()
+            .map(|_| ())
+    }
+}
+
+fn from_row(row: &Row) -> Result<KeyRecord, StoreError> {
+    let id: String = row.try_get(0).db()?;
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        id: format!("key {id}"),
+        reason: reason.to_string(),
+    };
+    let hash: String = row.try_get(1).db()?;
+    let hash = KeyHash::from_hex(&hash).ok_or_else(|| corrupt("hash is not 64 hex digits"))?;
+    let cidrs: Vec<String> = row.try_get(5).db()?;
+    let cidrs = cidrs
+        .iter()
+        .map(|c| c.parse())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| corrupt("cidrs holds an invalid network"))?;
+    Ok(KeyRecord {
+        hash,
+        account: row.try_get(2).db()?,
+        workflow: row.try_get(3).db()?,
+        models: row.try_get(4).db()?,
+        cidrs,
+        created_at: row.try_get(6).db()?,
+        expires_at: row.try_get(7).db()?,
+        revoked_at: row.try_get(8).db()?,
+        id,
+    })
+}
