@@ -273,6 +273,7 @@ fn config(sim: &SimUpstream) -> Config {
         },
         store: StoreConfig {
             path: ":memory:".into(),
+            url: None,
         },
         keys: KeysConfig::default(),
         providers: vec![

@@ -40,6 +40,7 @@ mod guard;
 mod raw;
 mod references;
 mod sections;
+mod store;
 mod types;
 
 use std::path::Path;
@@ -91,7 +92,7 @@ pub fn parse(
     };
 
     let server = sections::server(&mut ctx, doc.server.as_ref());
-    let store = sections::store(&mut ctx, doc.store.as_ref());
+    let store = store::store(&mut ctx, doc.store.as_ref());
     let keys = sections::keys(&mut ctx, doc.keys.as_ref());
     let providers: Vec<_> = doc
         .providers

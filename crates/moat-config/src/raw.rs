@@ -34,6 +34,7 @@ pub(crate) struct RawServer {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawStore {
     pub path: Option<Spanned<String>>,
+    pub url: Option<Spanned<String>>,
 }
 
 /// `[keys]`.

@@ -13,10 +13,8 @@ use toml::Spanned;
 
 use crate::context::{base_url, is_header_name, is_header_value, Ctx, Zero};
 use crate::document::{key_name, Element};
-use crate::raw::{RawKeys, RawModel, RawProvider, RawServer, RawStore};
-use crate::types::{
-    KeysConfig, ModelConfig, ProviderConfig, ServerConfig, StoreConfig, TargetConfig,
-};
+use crate::raw::{RawKeys, RawModel, RawProvider, RawServer};
+use crate::types::{KeysConfig, ModelConfig, ProviderConfig, ServerConfig, TargetConfig};
 
 /// A name written somewhere in the file, for cross-reference checks.
 pub(crate) struct NameRef {
@@ -183,22 +181,6 @@ fn network(s: &str) -> Option<ipnet::IpNet> {
     s.parse::<ipnet::IpNet>()
         .ok()
         .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
-}
-
-/// `[store]`; a missing section was already reported by the document reader.
-pub(crate) fn store(ctx: &mut Ctx<'_>, element: Option<&Element<RawStore>>) -> StoreConfig {
-    let mut out = StoreConfig {
-        path: PathBuf::new(),
-    };
-    let Some(e) = element else {
-        return out;
-    };
-    if let Some(v) = ctx.required(e, "path", e.value.path.as_ref()) {
-        if let Some(path) = ctx.name(v, &e.field("path")) {
-            out.path = resolve(ctx, &path);
-        }
-    }
-    out
 }
 
 /// `[keys]`; the defaults when absent.

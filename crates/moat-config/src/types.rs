@@ -158,8 +158,11 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
     /// SQLite database file. When read from a file, a relative path has been resolved against the
-    /// config file's directory; `:memory:` is kept as it is.
+    /// config file's directory; `:memory:` is kept as it is. Empty when `url` is set.
     pub path: PathBuf,
+    /// PostgreSQL URL (`postgres://` or `postgresql://`), set instead of `path`; kept secret
+    /// because it may hold a password.
+    pub url: Option<Secret<String>>,
 }
 
 /// `[keys]`: how API keys are looked up.

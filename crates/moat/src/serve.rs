@@ -11,7 +11,17 @@ use std::sync::Arc;
 
 /// Loads and validates a config file; every error is reported at once.
 pub fn load_config(path: &Path) -> anyhow::Result<Config> {
-    moat_config::load(path, &ProcessEnv).map_err(|errors| anyhow::anyhow!("{errors}"))
+    let config =
+        moat_config::load(path, &ProcessEnv).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    // The PostgreSQL backend exists (`moat-store-postgres`) but is not wired in yet; refuse
+    // rather than fall back to a SQLite file the operator did not name.
+    if config.store.url.is_some() {
+        anyhow::bail!(
+            "{}: [store] url (PostgreSQL) is not supported by this moat yet; use [store] path",
+            path.display()
+        );
+    }
+    Ok(config)
 }
 
 /// Opens the config's SQLite store (keys, spend, workflows, the audit log).

@@ -69,6 +69,7 @@ pub fn config(sim: &SimUpstream, dead_port: u16) -> Config {
         },
         store: StoreConfig {
             path: "unused.db".into(),
+            url: None,
         },
         keys: KeysConfig {
             cache_ttl: Duration::ZERO,
