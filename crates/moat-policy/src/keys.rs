@@ -239,7 +239,11 @@ mod tests {
         assert_eq!(k.accepts(&new.hash, 5), Some(SecretMatch::Current));
         assert_eq!(k.accepts(&new.hash, 1_000), Some(SecretMatch::Current));
         assert_eq!(k.accepts(&old.hash, 99), Some(SecretMatch::Previous));
-        assert_eq!(k.accepts(&old.hash, 100), None, "the window's end is excluded");
+        assert_eq!(
+            k.accepts(&old.hash, 100),
+            None,
+            "the window's end is excluded"
+        );
         assert_eq!(k.accepts(&hash_key("moat_x"), 5), None);
         assert_eq!(k.grace_until(99), Some(100));
         assert_eq!(k.grace_until(100), None);

@@ -7,6 +7,7 @@
 mod admin_keys;
 mod audit;
 pub mod conformance;
+mod key_cache;
 mod memory;
 mod migrations;
 mod sqlite;
@@ -19,6 +20,7 @@ pub use audit::{
     without_bodies, AuditBounds, AuditPage, AuditQuery, AuditStore, AuditTail, ChainBreak,
     PageBudget, StoredAudit, StoredCheckpoint,
 };
+pub use key_cache::KeyCache;
 pub use memory::MemoryStore;
 pub use sqlite::{ServeLock, SqliteStore, LOOKUP_READERS, QUERY_READERS};
 

@@ -83,7 +83,10 @@ impl KeyStore for MemoryStore {
         grace_until: i64,
     ) -> Result<bool, StoreError> {
         let mut keys = self.keys()?;
-        match keys.iter_mut().find(|k| k.id == id && k.revoked_at.is_none()) {
+        match keys
+            .iter_mut()
+            .find(|k| k.id == id && k.revoked_at.is_none())
+        {
             Some(k) => {
                 k.previous = Some(PreviousSecret {
                     hash: k.hash,

@@ -201,7 +201,11 @@ fn key_from_row(row: &rusqlite::Row<'_>) -> Result<KeyRecord, StoreError> {
                 .ok_or_else(|| corrupt("previous_hash is not 64 hex digits"))?,
             valid_until,
         }),
-        _ => return Err(corrupt("previous_hash and previous_valid_until differ in presence")),
+        _ => {
+            return Err(corrupt(
+                "previous_hash and previous_valid_until differ in presence",
+            ))
+        }
     };
     Ok(KeyRecord {
         hash,
