@@ -60,7 +60,7 @@ pub async fn create<S: KeyAdminState>(
     match state.key_service().create(new).await {
         Ok(issued) => {
             let view = &issued.view;
-            tracing::info!(key = %view.id, account = %view.account, admin_key = %caller.id, "key created through the admin API");
+            tracing::info!(key_id = %view.id, account = %view.account, admin_key = %caller.id, "key created through the admin API");
             json_response(StatusCode::CREATED, &issued_json(&issued))
         }
         Err(e) => failure(&e),
@@ -101,7 +101,7 @@ pub async fn rotate<S: KeyAdminState>(
     };
     match state.key_service().rotate(&id, grace).await {
         Ok(issued) => {
-            tracing::info!(key = %id, old_key_valid_until = issued.old_valid_until, admin_key = %caller.id, "key rotated through the admin API");
+            tracing::info!(key_id = %id, old_key_valid_until = issued.old_valid_until, admin_key = %caller.id, "key rotated through the admin API");
             json_response(StatusCode::OK, &issued_json(&issued))
         }
         Err(e) => failure(&e),
@@ -116,7 +116,7 @@ pub async fn revoke<S: KeyAdminState>(
 ) -> Response {
     match state.key_service().revoke(&id).await {
         Ok(view) => {
-            tracing::info!(key = %id, admin_key = %caller.id, "key revoked through the admin API");
+            tracing::info!(key_id = %id, admin_key = %caller.id, "key revoked through the admin API");
             json_response(StatusCode::OK, &json!(view))
         }
         Err(e) => failure(&e),
