@@ -4,6 +4,10 @@
 //! record; `secret` (43 base62 characters, ~256 bits) never leaves the client. Only the SHA-256 of the
 //! whole key is stored; a salt or server secret adds nothing against a 256-bit random secret, and plain
 //! SHA-256 lets another replica verify keys without sharing one.
+//!
+//! A rotation keeps the id (so the key stays the same principal for scope, limits, spend and
+//! detection) and gives it a new secret; the old secret's hash is kept as [`PreviousSecret`] and
+//! accepted until its grace window ends.
 
 use ipnet::IpNet;
 use moat_core::Secret;
@@ -72,6 +76,48 @@ pub struct KeyRecord {
     pub expires_at: Option<i64>,
     /// Revocation time, Unix seconds.
     pub revoked_at: Option<i64>,
+    /// The secret replaced by the last rotation, accepted until its grace window ends. A second
+    /// rotation within the window replaces it: only the secret just before the current one
+    /// still works.
+    pub previous: Option<PreviousSecret>,
+}
+
+/// A rotated-out secret of a key, still accepted for a while.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreviousSecret {
+    /// SHA-256 of the whole old key.
+    pub hash: KeyHash,
+    /// The old secret works while `now < valid_until` (Unix seconds), and never after.
+    pub valid_until: i64,
+}
+
+/// Which of a key's secrets a presented key matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretMatch {
+    /// The current secret.
+    Current,
+    /// The previous secret, inside its grace window.
+    Previous,
+}
+
+impl KeyRecord {
+    /// Whether `presented` (the hash of a presented key) is this key's current secret, or its
+    /// previous one while `now_secs < valid_until`. Both comparisons run in constant time.
+    pub fn accepts(&self, presented: &KeyHash, now_secs: i64) -> Option<SecretMatch> {
+        if self.hash.matches(presented) {
+            return Some(SecretMatch::Current);
+        }
+        let previous = self.previous.as_ref()?;
+        (now_secs < previous.valid_until && previous.hash.matches(presented))
+            .then_some(SecretMatch::Previous)
+    }
+
+    /// When the previous secret stops working, if it still works at `now_secs`.
+    pub fn grace_until(&self, now_secs: i64) -> Option<i64> {
+        self.previous
+            .map(|p| p.valid_until)
+            .filter(|&until| now_secs < until)
+    }
 }
 
 /// A freshly generated key: the secret to show once and its public id and hash to store.
@@ -99,6 +145,7 @@ impl GeneratedKey {
             created_at,
             expires_at: None,
             revoked_at: None,
+            previous: None,
         }
     }
 }
@@ -112,7 +159,21 @@ pub fn generate_key() -> GeneratedKey {
             char::from(if n < 10 { b'0' + n } else { b'a' + n - 10 })
         })
         .collect();
-    let secret = Alphanumeric.sample_string(&mut rng, SECRET_LEN);
+    with_new_secret(id)
+}
+
+/// A new random secret for the existing key `id` (a rotation); `None` if `id` is not the id of
+/// a moat key.
+pub fn generate_secret_for(id: &str) -> Option<GeneratedKey> {
+    let valid = id.len() == ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    valid.then(|| with_new_secret(id.to_string()))
+}
+
+fn with_new_secret(id: String) -> GeneratedKey {
+    let secret = Alphanumeric.sample_string(&mut rand::rngs::OsRng, SECRET_LEN);
     let key = format!("{KEY_PREFIX}{id}_{secret}");
     let hash = hash_key(&key);
     GeneratedKey {
@@ -151,6 +212,41 @@ mod tests {
         assert!(hash_key(g.key.expose()).matches(&g.hash));
         assert!(!hash_key("moat_x").matches(&g.hash));
         assert_ne!(generate_key().id, g.id);
+    }
+
+    #[test]
+    fn a_new_secret_keeps_the_id_and_changes_the_hash() {
+        let g = generate_key();
+        let r = generate_secret_for(&g.id).unwrap();
+        assert_eq!(r.id, g.id);
+        assert_eq!(parse_key(r.key.expose()), Some(g.id.as_str()));
+        assert_ne!(r.key.expose(), g.key.expose());
+        assert!(!r.hash.matches(&g.hash));
+        assert!(generate_secret_for("not-an-id").is_none());
+        assert!(generate_secret_for("ABCDEFGHIJKL").is_none());
+    }
+
+    #[test]
+    fn the_previous_secret_works_only_before_its_window_ends() {
+        let old = generate_key();
+        let new = generate_secret_for(&old.id).unwrap();
+        let mut k = new.record("acme", 0);
+        assert_eq!(k.accepts(&old.hash, 5), None, "no previous secret yet");
+        k.previous = Some(PreviousSecret {
+            hash: old.hash,
+            valid_until: 100,
+        });
+        assert_eq!(k.accepts(&new.hash, 5), Some(SecretMatch::Current));
+        assert_eq!(k.accepts(&new.hash, 1_000), Some(SecretMatch::Current));
+        assert_eq!(k.accepts(&old.hash, 99), Some(SecretMatch::Previous));
+        assert_eq!(
+            k.accepts(&old.hash, 100),
+            None,
+            "the window's end is excluded"
+        );
+        assert_eq!(k.accepts(&hash_key("moat_x"), 5), None);
+        assert_eq!(k.grace_until(99), Some(100));
+        assert_eq!(k.grace_until(100), None);
     }
 
     #[test]

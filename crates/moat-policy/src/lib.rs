@@ -13,5 +13,8 @@ pub mod resilience;
 pub mod routing;
 pub mod scope;
 
-pub use keys::{generate_key, hash_key, parse_key, GeneratedKey, KeyHash, KeyRecord, KEY_PREFIX};
+pub use keys::{
+    generate_key, generate_secret_for, hash_key, parse_key, GeneratedKey, KeyHash, KeyRecord,
+    PreviousSecret, SecretMatch, KEY_PREFIX,
+};
 pub use scope::{authorize, may_use_model, ScopeError};

@@ -108,6 +108,7 @@ mod tests {
             created_at: 0,
             expires_at: Some(100),
             revoked_at: None,
+            previous: None,
         }
     }
 

@@ -1,19 +1,11 @@
-//! Authentication: finding the client's key in its headers and checking it against the store, with a
-//! small cache so the store is not on the hot path.
+//! Authentication: finding the client's key in its headers, and counting the failures per
+//! address. Checking it against the store, through a cache, is `moat_store::KeyCache`'s job.
 
 use crate::error::GatewayError;
 use http::HeaderMap;
-use moat_policy::{hash_key, parse_key, KeyRecord, ScopeError};
-use moat_store::KeyStore;
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use moat_policy::ScopeError;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
-
-/// Above this many cached ids the cache starts over, so random ids cannot grow it without bound.
-const MAX_CACHED: usize = 100_000;
+use std::time::Duration;
 
 /// The credential a client presented: `Authorization: Bearer`, `x-api-key` or Azure-style `api-key`.
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
@@ -36,86 +28,6 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .filter_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()))
         .map(str::trim)
         .find(|v| !v.is_empty())
-}
-
-/// What a lookup of one key id found, and when.
-struct CacheEntry {
-    at: Instant,
-    /// `None`: no such key; cached too, so random ids do not reach the store each time.
-    record: Option<Arc<KeyRecord>>,
-    /// A keyed fingerprint of the last presented key that matched the stored SHA-256 (0: none yet).
-    /// A repeat of that exact key skips the SHA-256, the costliest step of a cache hit; any other
-    /// key still goes through it, and forging a match means finding a 64-bit preimage of a
-    /// fingerprint keyed with a secret random to this process.
-    verified: AtomicU64,
-}
-
-/// Looks keys up by public id through a time-bounded cache. Revocations made by another process (the
-/// CLI) take effect within the TTL.
-pub struct KeyCache {
-    store: Arc<dyn KeyStore>,
-    ttl: Duration,
-    entries: RwLock<HashMap<String, Arc<CacheEntry>>>,
-    fingerprints: RandomState,
-}
-
-impl KeyCache {
-    /// A cache in front of `store` keeping entries for `ttl`.
-    pub fn new(store: Arc<dyn KeyStore>, ttl: Duration) -> Self {
-        Self {
-            store,
-            ttl,
-            entries: RwLock::new(HashMap::new()),
-            fingerprints: RandomState::new(),
-        }
-    }
-
-    /// The key record whose hash matches the presented key, or `InvalidKey`.
-    pub async fn authenticate(&self, presented: &str) -> Result<Arc<KeyRecord>, GatewayError> {
-        let id = parse_key(presented).ok_or(ScopeError::InvalidKey)?;
-        let entry = match self.cached(id) {
-            Some(hit) => hit,
-            None => {
-                let record = self.store.get_key(id).await?.map(Arc::new);
-                let entry = Arc::new(CacheEntry {
-                    at: Instant::now(),
-                    record,
-                    verified: AtomicU64::new(0),
-                });
-                self.remember(id, Arc::clone(&entry));
-                entry
-            }
-        };
-        let record = entry.record.clone().ok_or(ScopeError::InvalidKey)?;
-        let fingerprint = self.fingerprints.hash_one(presented) | 1;
-        if entry.verified.load(Ordering::Relaxed) == fingerprint {
-            return Ok(record);
-        }
-        if record.hash.matches(&hash_key(presented)) {
-            entry.verified.store(fingerprint, Ordering::Relaxed);
-            Ok(record)
-        } else {
-            Err(ScopeError::InvalidKey.into())
-        }
-    }
-
-    fn cached(&self, id: &str) -> Option<Arc<CacheEntry>> {
-        let entries = self.entries.read().ok()?;
-        let entry = entries.get(id)?;
-        (entry.at.elapsed() < self.ttl).then(|| Arc::clone(entry))
-    }
-
-    fn remember(&self, id: &str, entry: Arc<CacheEntry>) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        if let Ok(mut entries) = self.entries.write() {
-            if entries.len() >= MAX_CACHED {
-                entries.clear();
-            }
-            entries.insert(id.to_string(), entry);
-        }
-    }
 }
 
 /// Per-address limits on failed authentications (`server.auth_failures_per_minute`), so refusals
@@ -199,8 +111,6 @@ impl Refusals {
 mod tests {
     use super::*;
     use http::HeaderValue;
-    use moat_policy::generate_key;
-    use moat_store::MemoryStore;
 
     #[test]
     fn only_missing_and_invalid_keys_count_and_past_the_limit_become_429() {
@@ -247,32 +157,5 @@ mod tests {
         assert_eq!(presented_key(&h), Some("k2"));
         h.insert("authorization", HeaderValue::from_static("Bearer k1"));
         assert_eq!(presented_key(&h), Some("k1"));
-    }
-
-    #[tokio::test]
-    async fn only_the_exact_key_authenticates_and_revocation_shows_after_the_ttl() {
-        let store = Arc::new(MemoryStore::new());
-        let g = generate_key();
-        let record = g.record("a", 0);
-        store.insert_key(&record).await.unwrap();
-        let cache = KeyCache::new(store.clone(), Duration::ZERO);
-        assert_eq!(cache.authenticate(g.key.expose()).await.unwrap().id, g.id);
-        let mut wrong = g.key.expose().clone();
-        wrong.pop();
-        wrong.push(if g.key.expose().ends_with('A') {
-            'B'
-        } else {
-            'A'
-        });
-        assert!(matches!(
-            cache.authenticate(&wrong).await,
-            Err(GatewayError::Scope(ScopeError::InvalidKey))
-        ));
-        assert!(cache.authenticate("not-a-moat-key").await.is_err());
-        store.revoke_key(&g.id, 1).await.unwrap();
-        assert_eq!(
-            cache.authenticate(g.key.expose()).await.unwrap().revoked_at,
-            Some(1)
-        );
     }
 }

@@ -44,6 +44,7 @@ async fn list(
 ) -> Result<Value, GatewayError> {
     let presented = presented_key(headers).ok_or(GatewayError::MissingKey)?;
     let key = state.keys.authenticate(presented).await?;
+    let key = key.ok_or(moat_policy::ScopeError::InvalidKey)?;
     let client = crate::forwarded::client_ip(peer, headers, &state.config.server.trusted_proxies);
     moat_policy::authorize(&key, None, client, state.clock.now_secs())?;
     let created_at = humantime::format_rfc3339_seconds(

@@ -162,6 +162,7 @@ async fn run(
     // 1. Authenticate before reading a byte of the body.
     let presented = presented_key(&parts.headers).ok_or(GatewayError::MissingKey)?;
     let key = state.keys.authenticate(presented).await?;
+    let key = key.ok_or(moat_policy::ScopeError::InvalidKey)?;
     record.key_id = Some(key.id.clone());
     record.account = Some(key.account.clone());
     // The key's workflow as registered now: one snapshot for the whole request.

@@ -1,6 +1,5 @@
 //! Everything a request needs, built once from the config and shared by all requests.
 
-use crate::auth::KeyCache;
 use crate::detection::Detection;
 use crate::governance::Governance;
 use crate::routing::Routes;
@@ -9,7 +8,7 @@ use moat_config::{Config, ConfigError};
 use moat_core::{Clock, SystemClock};
 use moat_guard::{Guard, GuardError};
 use moat_policy::KeyHash;
-use moat_store::{KeyStore, SpendStore, StoreError};
+use moat_store::{KeyCache, KeyStore, SpendStore, StoreError};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -19,7 +18,9 @@ pub struct AppState {
     /// The validated config.
     pub config: Arc<Config>,
     /// Key lookup with its cache.
-    pub keys: KeyCache,
+    pub keys: Arc<KeyCache>,
+    /// Key management for the admin API; its changes make `keys` forget the key.
+    pub(crate) key_service: moat_admin::KeyService,
     /// The key store, for readiness checks.
     pub store: Arc<dyn KeyStore>,
     /// Model routes.
@@ -113,8 +114,14 @@ impl AppState {
         }
         let routes = Routes::new(&config, &providers);
         let governance = Governance::new(&config, Arc::clone(&clock))?;
+        let ttl = config.keys.cache_ttl;
+        let keys = Arc::new(KeyCache::new(Arc::clone(&store), ttl, Arc::clone(&clock)));
+        let cache = Arc::clone(&keys);
+        let key_service = moat_admin::KeyService::new(Arc::clone(&store), Arc::clone(&clock))
+            .on_change(Arc::new(move |id| cache.forget(id)));
         Ok(AppState {
-            keys: KeyCache::new(Arc::clone(&store), config.keys.cache_ttl),
+            keys,
+            key_service,
             store,
             routes,
             guard,

@@ -3,12 +3,12 @@
 use crate::error::Db;
 use crate::PostgresStore;
 use async_trait::async_trait;
-use moat_policy::{KeyHash, KeyRecord};
+use moat_policy::{KeyHash, KeyRecord, PreviousSecret};
 use moat_store::{KeyStore, StoreError};
 use tokio_postgres::Row;
 
-const COLUMNS: &str =
-    "id, hash, account, workflow, models, cidrs, created_at, expires_at, revoked_at";
+const COLUMNS: &str = "id, hash, account, workflow, models, cidrs, created_at, expires_at, \
+     revoked_at, previous_hash, previous_valid_until";
 
 #[async_trait]
 impl KeyStore for PostgresStore {
@@ -16,12 +16,15 @@ impl KeyStore for PostgresStore {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
-                "INSERT INTO keys (id, hash, account, workflow, models, cidrs, created_at, expires_at, revoked_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO keys (id, hash, account, workflow, models, cidrs, created_at, expires_at,
+                                   revoked_at, previous_hash, previous_valid_until)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
             )
             .await
             .db()?;
         let cidrs: Vec<String> = key.cidrs.iter().map(ToString::to_string).collect();
+        let previous_hash = key.previous.map(|p| p.hash.to_hex());
+        let previous_valid_until = key.previous.map(|p| p.valid_until);
         let inserted = client
             .execute(
                 &stmt,
@@ -35,6 +38,8 @@ impl KeyStore for PostgresStore {
                     &key.created_at,
                     &key.expires_at,
                     &key.revoked_at,
+                    &previous_hash,
+                    &previous_valid_until,
                 ],
             )
             .await
@@ -57,6 +62,28 @@ impl KeyStore for PostgresStore {
 
     async fn revoke_key(&self, id: &str, at: i64) -> Result<bool, StoreError> {
         self.revoke("keys", id, at).await
+    }
+
+    async fn rotate_key(
+        &self,
+        id: &str,
+        new_hash: &KeyHash,
+        grace_until: i64,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        // One statement, so two rotations racing cannot both keep the same old secret.
+        let stmt = client
+            .prepare_cached(
+                "UPDATE keys SET previous_hash = hash, previous_valid_until = $3, hash = $2
+                 WHERE id = $1 AND revoked_at IS NULL",
+            )
+            .await
+            .db()?;
+        let changed = client
+            .execute(&stmt, &[&id, &new_hash.to_hex(), &grace_until])
+            .await
+            .db()?;
+        Ok(changed > 0)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -83,6 +110,21 @@ fn from_row(row: &Row) -> Result<KeyRecord, StoreError> {
         .map(|c| c.parse())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| corrupt("cidrs holds an invalid network"))?;
+    let previous_hash: Option<String> = row.try_get(9).db()?;
+    let previous_valid_until: Option<i64> = row.try_get(10).db()?;
+    let previous = match (previous_hash, previous_valid_until) {
+        (Some(hash), Some(valid_until)) => Some(PreviousSecret {
+            hash: KeyHash::from_hex(&hash)
+                .ok_or_else(|| corrupt("previous_hash is not 64 hex digits"))?,
+            valid_until,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(corrupt(
+                "previous_hash and previous_valid_until differ in presence",
+            ))
+        }
+    };
     Ok(KeyRecord {
         hash,
         account: row.try_get(2).db()?,
@@ -92,6 +134,7 @@ fn from_row(row: &Row) -> Result<KeyRecord, StoreError> {
         created_at: row.try_get(6).db()?,
         expires_at: row.try_get(7).db()?,
         revoked_at: row.try_get(8).db()?,
+        previous,
         id,
     })
 }

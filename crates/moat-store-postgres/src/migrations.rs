@@ -53,6 +53,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         created_at  BIGINT NOT NULL,
         revoked_at  BIGINT
     );",
+    // 5: key rotation: the hash of the secret a rotation replaced, and until when (Unix seconds,
+    // exclusive) it is still accepted. Both NULL, or both set.
+    "ALTER TABLE keys ADD COLUMN previous_hash TEXT;
+    ALTER TABLE keys ADD COLUMN previous_valid_until BIGINT;",
 ];
 
 /// Creates the schema if needed and applies every migration past its version, all in one

@@ -11,7 +11,7 @@ pub use audit::{audit_chain, audit_record, audit_store, GENESIS};
 use moat_core::Money;
 use moat_policy::budget::Period;
 use moat_policy::limits::Scope;
-use moat_policy::{hash_key, KeyRecord};
+use moat_policy::{hash_key, KeyRecord, PreviousSecret};
 
 /// A key record for tests.
 pub fn sample_key(id: &str, created_at: i64) -> KeyRecord {
@@ -28,6 +28,7 @@ pub fn sample_key(id: &str, created_at: i64) -> KeyRecord {
         created_at,
         expires_at: Some(created_at + 3600),
         revoked_at: None,
+        previous: None,
     }
 }
 
@@ -64,6 +65,52 @@ pub async fn key_store(store: &dyn KeyStore) {
         "first revocation wins"
     );
     assert!(!store.revoke_key("nope", 1).await.unwrap());
+
+    // Rotation: the old hash becomes the previous one, the rest of the record stays.
+    let h1 = hash_key("k2-second");
+    assert!(store.rotate_key("k2", &h1, 1_000).await.unwrap());
+    let rotated = store.get_key("k2").await.unwrap().unwrap();
+    assert_eq!(rotated.hash, h1);
+    assert_eq!(
+        rotated.previous,
+        Some(PreviousSecret {
+            hash: k2.hash,
+            valid_until: 1_000
+        })
+    );
+    assert_eq!(
+        KeyRecord {
+            hash: k2.hash,
+            previous: None,
+            ..rotated.clone()
+        },
+        k2,
+        "a rotation changes only the secret"
+    );
+    // A second rotation within the grace replaces the previous secret.
+    let h2 = hash_key("k2-third");
+    assert!(store.rotate_key("k2", &h2, 2_000).await.unwrap());
+    let twice = store.get_key("k2").await.unwrap().unwrap();
+    assert_eq!((twice.hash, twice.previous.map(|p| p.hash)), (h2, Some(h1)));
+    assert_eq!(twice.previous.map(|p| p.valid_until), Some(2_000));
+    assert_eq!(
+        store.list_keys().await.unwrap()[1],
+        twice,
+        "list reads the rotation too"
+    );
+    // Neither a missing nor a revoked key rotates.
+    assert!(!store.rotate_key("nope", &h1, 1).await.unwrap());
+    assert!(!store.rotate_key("k1", &h1, 1).await.unwrap());
+    assert_eq!(store.get_key("k1").await.unwrap().unwrap().hash, k1.hash);
+
+    // A record inserted with a previous secret reads back whole.
+    let mut k3 = sample_key("k3", 300);
+    k3.previous = Some(PreviousSecret {
+        hash: hash_key("k3-old"),
+        valid_until: 400,
+    });
+    store.insert_key(&k3).await.unwrap();
+    assert_eq!(store.get_key("k3").await.unwrap(), Some(k3));
 }
 
 /// 2026-05-01T00:00:00Z, the start of a month (and of a day) in Unix milliseconds.

@@ -7,6 +7,7 @@
 mod admin_keys;
 mod audit;
 pub mod conformance;
+mod key_cache;
 mod memory;
 mod migrations;
 mod sqlite;
@@ -19,11 +20,12 @@ pub use audit::{
     without_bodies, AuditBounds, AuditPage, AuditQuery, AuditStore, AuditTail, ChainBreak,
     PageBudget, StoredAudit, StoredCheckpoint,
 };
+pub use key_cache::KeyCache;
 pub use memory::MemoryStore;
 pub use sqlite::{ServeLock, SqliteStore, LOOKUP_READERS, QUERY_READERS};
 
 use async_trait::async_trait;
-use moat_policy::KeyRecord;
+use moat_policy::{KeyHash, KeyRecord};
 
 pub use moat_config::WorkflowSpec;
 pub use moat_policy::budget::SpendRow;
@@ -86,6 +88,16 @@ pub trait KeyStore: Send + Sync {
     /// Marks a key revoked at `at` (Unix seconds). False if there is no such key; revoking twice keeps
     /// the first time.
     async fn revoke_key(&self, id: &str, at: i64) -> Result<bool, StoreError>;
+    /// Gives the key `id` the new secret hash `new_hash`, keeping its current one as
+    /// [`PreviousSecret`](moat_policy::PreviousSecret) accepted until `grace_until` (Unix seconds,
+    /// exclusive). A previous secret from an earlier rotation is dropped: only the secret just
+    /// before the new one keeps working. False if there is no such key or it is revoked.
+    async fn rotate_key(
+        &self,
+        id: &str,
+        new_hash: &KeyHash,
+        grace_until: i64,
+    ) -> Result<bool, StoreError>;
     /// Whether the store can serve (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use moat_core::Money;
 use moat_policy::budget::Period;
 use moat_policy::limits::Scope;
-use moat_policy::KeyRecord;
+use moat_policy::{KeyHash, KeyRecord, PreviousSecret};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -70,6 +70,29 @@ impl KeyStore for MemoryStore {
         match keys.iter_mut().find(|k| k.id == id) {
             Some(k) => {
                 k.revoked_at.get_or_insert(at);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn rotate_key(
+        &self,
+        id: &str,
+        new_hash: &KeyHash,
+        grace_until: i64,
+    ) -> Result<bool, StoreError> {
+        let mut keys = self.keys()?;
+        match keys
+            .iter_mut()
+            .find(|k| k.id == id && k.revoked_at.is_none())
+        {
+            Some(k) => {
+                k.previous = Some(PreviousSecret {
+                    hash: k.hash,
+                    valid_until: grace_until,
+                });
+                k.hash = *new_hash;
                 Ok(true)
             }
             None => Ok(false),

@@ -82,4 +82,8 @@ pub const MIGRATIONS: &[&str] = &[
         created_at  INTEGER NOT NULL,
         revoked_at  INTEGER
     ) STRICT;",
+    // 6: key rotation (issue 13): the hash of the secret a rotation replaced, and until when
+    // (Unix seconds, exclusive) it is still accepted. Both NULL, or both set.
+    "ALTER TABLE keys ADD COLUMN previous_hash TEXT;
+    ALTER TABLE keys ADD COLUMN previous_valid_until INTEGER;",
 ];

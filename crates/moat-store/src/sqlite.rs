@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use moat_core::Money;
 use moat_policy::budget::Period;
 use moat_policy::limits::Scope;
-use moat_policy::{KeyHash, KeyRecord};
+use moat_policy::{KeyHash, KeyRecord, PreviousSecret};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -139,8 +139,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-const KEY_COLUMNS: &str =
-    "id, hash, account, workflow, models, cidrs, created_at, expires_at, revoked_at";
+const KEY_COLUMNS: &str = "id, hash, account, workflow, models, cidrs, created_at, expires_at, \
+     revoked_at, previous_hash, previous_valid_until";
 
 /// The row `sql` (with `?1` = `id`) selects, read by `from_row`.
 fn one_row<T>(
@@ -192,6 +192,21 @@ fn key_from_row(row: &rusqlite::Row<'_>) -> Result<KeyRecord, StoreError> {
         .map(|c| c.parse())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| corrupt("cidrs holds an invalid network"))?;
+    let previous_hash: Option<String> = row.get(9)?;
+    let previous_valid_until: Option<i64> = row.get(10)?;
+    let previous = match (previous_hash, previous_valid_until) {
+        (None, None) => None,
+        (Some(hex), Some(valid_until)) => Some(PreviousSecret {
+            hash: KeyHash::from_hex(&hex)
+                .ok_or_else(|| corrupt("previous_hash is not 64 hex digits"))?,
+            valid_until,
+        }),
+        _ => {
+            return Err(corrupt(
+                "previous_hash and previous_valid_until differ in presence",
+            ))
+        }
+    };
     Ok(KeyRecord {
         hash,
         account: row.get(2)?,
@@ -201,6 +216,7 @@ fn key_from_row(row: &rusqlite::Row<'_>) -> Result<KeyRecord, StoreError> {
         created_at: row.get(6)?,
         expires_at: row.get(7)?,
         revoked_at: row.get(8)?,
+        previous,
         id,
     })
 }
@@ -212,8 +228,9 @@ impl KeyStore for SqliteStore {
         self.with_conn(move |conn| {
             let cidrs: Vec<String> = key.cidrs.iter().map(ToString::to_string).collect();
             let inserted = conn.execute(
-                "INSERT INTO keys (id, hash, account, workflow, models, cidrs, created_at, expires_at, revoked_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(id) DO NOTHING",
+                "INSERT INTO keys (id, hash, account, workflow, models, cidrs, created_at, expires_at,
+                                   revoked_at, previous_hash, previous_valid_until)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT(id) DO NOTHING",
                 params![
                     key.id,
                     key.hash.to_hex(),
@@ -224,6 +241,8 @@ impl KeyStore for SqliteStore {
                     key.created_at,
                     key.expires_at,
                     key.revoked_at,
+                    key.previous.map(|p| p.hash.to_hex()),
+                    key.previous.map(|p| p.valid_until),
                 ],
             )?;
             if inserted == 0 {
@@ -255,6 +274,25 @@ impl KeyStore for SqliteStore {
         let id = id.to_string();
         self.with_conn(move |conn| revoke(conn, "keys", &id, at))
             .await
+    }
+
+    async fn rotate_key(
+        &self,
+        id: &str,
+        new_hash: &KeyHash,
+        grace_until: i64,
+    ) -> Result<bool, StoreError> {
+        let (id, new_hash) = (id.to_string(), new_hash.to_hex());
+        // One statement, so two rotations racing cannot both keep the same old secret.
+        self.with_conn(move |conn| {
+            let changed = conn.execute(
+                "UPDATE keys SET previous_hash = hash, previous_valid_until = ?3, hash = ?2
+                 WHERE id = ?1 AND revoked_at IS NULL",
+                params![id, new_hash, grace_until],
+            )?;
+            Ok(changed > 0)
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -436,13 +474,23 @@ mod tests {
         }
         let key = crate::conformance::sample_key("old1", 10);
         {
-            // Insert through the version-1 schema only (no spend table yet).
-            let store = SqliteStore {
-                conn: Arc::new(Mutex::new(Connection::open(&path).unwrap())),
-                readers: None,
-                audit_fsync: true,
-            };
-            store.insert_key(&key).await.unwrap();
+            // Insert through the version-1 schema only (no spend table, no rotation columns).
+            let conn = Connection::open(&path).unwrap();
+            conn.execute(
+                "INSERT INTO keys (id, hash, account, workflow, models, cidrs, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    key.id,
+                    key.hash.to_hex(),
+                    key.account,
+                    key.workflow,
+                    serde_json::Value::from(key.models.clone()).to_string(),
+                    serde_json::json!(["10.0.0.0/8", "2001:db8::/32"]).to_string(),
+                    key.created_at,
+                    key.expires_at,
+                ],
+            )
+            .unwrap();
         }
         let store = SqliteStore::open(&path).unwrap();
         let version: i64 = store

@@ -412,6 +412,24 @@ pub enum KeysCommand {
     List(ListKeysArgs),
     /// Revoke a key by id.
     Revoke(RevokeKeyArgs),
+    /// Give a key a new secret, keeping its id; the old secret works until the grace ends.
+    Rotate(RotateKeyArgs),
+}
+
+/// `moat keys rotate`.
+#[derive(Args, Debug)]
+pub struct RotateKeyArgs {
+    /// The config file.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// The key's public id.
+    pub id: String,
+    /// How long the old secret keeps working, e.g. `24h`, `0s` (at most 30 days).
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    pub grace: std::time::Duration,
+    /// Print `{"id": ..., "key": ..., "old_key_valid_until": ...}` on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `moat keys create`.

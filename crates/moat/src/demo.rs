@@ -55,7 +55,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(&config_path, demo_config(&sim, args.listen))
         .with_context(|| format!("writing {}", config_path.display()))?;
     let config = load_config(&config_path)?;
-    let store = SqliteStore::open(&config.store.path)?;
+    let store: std::sync::Arc<dyn moat_store::KeyStore> =
+        std::sync::Arc::new(SqliteStore::open(&config.store.path)?);
     let key_args = CreateKeyArgs {
         config: config_path.clone(),
         account: "demo".into(),
@@ -65,7 +66,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         expires_in: None,
         json: false,
     };
-    let (_, key) = crate::keys::create(&store, &key_args).await?;
+    let (_, key) = crate::keys::create(std::sync::Arc::clone(&store), &key_args).await?;
     drop(store);
 
     let json = args.json;

@@ -840,3 +840,92 @@ async fn send_chats(addr: &str, key: &str, max_tokens: u32, contents: &[String])
         assert_eq!(r.status(), 200);
     }
 }
+
+#[test]
+fn keys_rotate_prints_the_new_key_once_and_list_shows_the_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "http://127.0.0.1:9/v1");
+    let out = moat()
+        .args(["keys", "create", "--account", "acme", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (id, old) = (
+        created["id"].as_str().unwrap(),
+        created["key"].as_str().unwrap(),
+    );
+    let out = moat()
+        .args(["keys", "rotate", id, "--grace", "2h", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rotated: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let new = rotated["key"].as_str().unwrap();
+    assert!(new.starts_with(&format!("moat_{id}_")), "same id");
+    assert_ne!(new, old);
+    let until = rotated["old_key_valid_until"].as_i64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!((now + 7200 - until).abs() <= 5, "{until} vs {now}");
+
+    let list = moat()
+        .args(["keys", "list", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        !text.contains(new) && !text.contains(old),
+        "no secret listed"
+    );
+    let row: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(row["grace_until"], until);
+    let table = moat()
+        .args(["keys", "list", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("OLD SECRET UNTIL"), "{table}");
+    assert!(table.lines().nth(1).unwrap().contains('T'), "{table}");
+
+    // Plain output says when the old key stops; a revoked key does not rotate.
+    let plain = moat()
+        .args(["keys", "rotate", id, "--grace", "0s", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&plain.stdout);
+    assert!(
+        text.contains("New key (shown once") && text.contains("The old key works until"),
+        "{text}"
+    );
+    assert!(moat()
+        .args(["keys", "revoke", "--config"])
+        .arg(&config)
+        .arg(id)
+        .status()
+        .unwrap()
+        .success());
+    let refused = moat()
+        .args(["keys", "rotate", id, "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("revoked"));
+    assert!(!moat()
+        .args(["keys", "rotate", "nosuchkey123", "--config"])
+        .arg(&config)
+        .status()
+        .unwrap()
+        .success());
+}

@@ -67,7 +67,7 @@ fn keys_create_refuses_an_unsafe_workflow_name() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("--workflow must be 1 to 64 letters, digits"),
+        err.contains("'workflow' must be 1 to 64 letters, digits"),
         "{err}"
     );
 }

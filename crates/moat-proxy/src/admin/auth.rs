@@ -4,7 +4,7 @@
 //! so neither their content nor their length shows in timings. Admin keys are read from the
 //! store on every call (the admin API is off the request path), so a revocation holds at once.
 
-use super::error;
+use super::{error, Caller};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
@@ -18,19 +18,6 @@ use std::sync::Arc;
 /// The id a read record names when the bootstrap token of `[admin] token` read (admin key ids are
 /// 12 lowercase alphanumerics, so it cannot be one).
 pub(crate) const BOOTSTRAP_ID: &str = "admin-token";
-
-/// An authenticated admin caller, put on the request by the guard for the handler.
-#[derive(Debug, Clone)]
-pub(crate) struct Caller {
-    /// The admin key's id, or [`BOOTSTRAP_ID`].
-    pub id: String,
-    /// Its role.
-    pub role: AdminRole,
-    /// The caller's address as resolved (`server.trusted_proxies`), when known.
-    pub source_ip: Option<String>,
-    /// The caller's `User-Agent`.
-    pub user_agent: Option<String>,
-}
 
 /// The guard of a route admitting `roles`: authenticates, refuses other roles (403), and hands
 /// the caller to the handler.

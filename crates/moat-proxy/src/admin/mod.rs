@@ -14,21 +14,23 @@
 //! | `GET /admin/v1/detect/verdicts` | yes | yes | yes | 403 |
 //! | `GET /admin/v1/workflows`, `/spend`, `/incidents` | yes | yes | yes | yes |
 //! | `PUT`/`DELETE /admin/v1/workflows/{name}` | yes | 403 | 403 | 403 |
+//! | `GET /admin/v1/keys` (never hashes or secrets) | yes | yes | yes | yes |
+//! | `POST /admin/v1/keys`, `POST .../keys/{id}/rotate`, `DELETE .../keys/{id}` | yes | 403 | 403 | 403 |
+//!
+//! The key routes are `moat_admin::keys`'s handlers over the gateway's `KeyService`.
 
 mod audit;
 mod auth;
 mod ops;
 
-use crate::error::json_response;
 use crate::state::AppState;
-use axum::routing::{delete, get, put, MethodRouter};
+use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
-use http::StatusCode;
+use moat_admin::keys::{self as keys, error};
 use moat_store::AdminRole::{self, Admin, Auditor, Security, Viewer};
-use serde_json::json;
 use std::sync::Arc;
 
-pub(crate) use auth::Caller;
+pub use moat_admin::Caller;
 
 /// Every role: metadata that any admin key may read.
 const ANY: &[AdminRole] = &[Admin, Security, Auditor, Viewer];
@@ -37,6 +39,8 @@ const VERDICTS: &[AdminRole] = &[Admin, Security, Auditor];
 /// Changing the workflow inventory: admins only. A security key reads everything but changes
 /// nothing, so a leaked read credential cannot reroute or unblock traffic.
 const MANAGE_WORKFLOWS: &[AdminRole] = &[Admin];
+/// Creating, rotating and revoking virtual keys: admins only, for the same reason.
+const MANAGE_KEYS: &[AdminRole] = &[Admin];
 /// The audit log: every role, each shown what its role allows (`audit.rs`).
 const AUDIT: &[AdminRole] = ANY;
 
@@ -63,12 +67,23 @@ pub(crate) fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         )
         .route("/admin/v1/spend", only(ANY, get(ops::spend)))
         .route("/admin/v1/incidents", only(ANY, get(ops::incidents)))
+        .route(
+            "/admin/v1/keys",
+            only(ANY, get(keys::list::<AppState>))
+                .merge(only(MANAGE_KEYS, post(keys::create::<AppState>))),
+        )
+        .route(
+            "/admin/v1/keys/{id}",
+            only(MANAGE_KEYS, delete(keys::revoke::<AppState>)),
+        )
+        .route(
+            "/admin/v1/keys/{id}/rotate",
+            only(MANAGE_KEYS, post(keys::rotate::<AppState>)),
+        )
 }
 
-/// An admin API error, in the OpenAI error shape the rest of the gateway answers with.
-fn error(status: StatusCode, kind: &str, message: &str) -> axum::response::Response {
-    json_response(
-        status,
-        &json!({"error": {"message": message, "type": kind, "param": null, "code": null}}),
-    )
+impl keys::KeyAdminState for AppState {
+    fn key_service(&self) -> &moat_admin::KeyService {
+        &self.key_service
+    }
 }
