@@ -146,8 +146,8 @@ pub struct AuditPage {
 impl AuditPage {
     /// Fills a page from `rows` (at most `limit + 1` matching records in seq order, each with
     /// its stored size) within `limit` and `budget`; `json_of` gives a record's JSON, whole or
-    /// without bodies, and is called only for records the page keeps.
-    pub(crate) fn fill<R, E>(
+    /// without bodies, and is called only for records the page keeps. For backends.
+    pub fn fill<R, E>(
         rows: impl IntoIterator<Item = (R, usize)>,
         limit: usize,
         budget: PageBudget,
@@ -341,12 +341,9 @@ pub trait AuditStore: Send + Sync {
     async fn audit_bounds(&self) -> Result<Option<AuditBounds>, StoreError>;
 }
 
-/// Checks that `batch` continues the chain after `tail` (see [`AuditStore::append_audit`]); both
-/// backends call it before writing anything.
-pub(crate) fn check_batch(
-    tail: Option<&AuditTail>,
-    batch: &[StoredAudit],
-) -> Result<(), ChainBreak> {
+/// Checks that `batch` continues the chain after `tail` (see [`AuditStore::append_audit`]); every
+/// backend calls it, under its write lock, before writing anything.
+pub fn check_batch(tail: Option<&AuditTail>, batch: &[StoredAudit]) -> Result<(), ChainBreak> {
     let mut expected_seq = tail.map_or(1, |t| t.seq.saturating_add(1));
     let mut expected_prev = tail.map(|t| t.hash.as_str());
     for record in batch {
@@ -366,9 +363,9 @@ pub(crate) fn check_batch(
 }
 
 /// Checks that `checkpoint` may drop records: `kept_hash` is the hash of the record kept at its
-/// seq (if any), `existing_hash` that of the checkpoint already stored at its seq (if any). `Ok(false)` means it is a repeat of a
-/// stored checkpoint, so there is nothing to do.
-pub(crate) fn check_checkpoint(
+/// seq (if any), `existing_hash` that of the checkpoint already stored at its seq (if any).
+/// `Ok(false)` means it is a repeat of a stored checkpoint, so there is nothing to do.
+pub fn check_checkpoint(
     checkpoint: &StoredCheckpoint,
     kept_hash: Option<&str>,
     existing_hash: Option<&str>,

@@ -17,8 +17,8 @@ pub use admin_keys::{
     GeneratedAdminKey, ADMIN_KEY_PREFIX,
 };
 pub use audit::{
-    without_bodies, AuditBounds, AuditPage, AuditQuery, AuditStore, AuditTail, ChainBreak,
-    PageBudget, StoredAudit, StoredCheckpoint,
+    check_batch, check_checkpoint, without_bodies, AuditBounds, AuditPage, AuditQuery, AuditStore,
+    AuditTail, ChainBreak, PageBudget, StoredAudit, StoredCheckpoint,
 };
 pub use key_cache::KeyCache;
 pub use memory::MemoryStore;
