@@ -1,6 +1,7 @@
 //! PostgreSQL behind moat's store traits: [`PostgresStore`] implements `KeyStore`, `SpendStore`,
-//! `WorkflowStore` and `AdminKeyStore` and passes the same `moat_store::conformance` suite as
-//! the SQLite and memory backends. (`AuditStore` is not implemented yet.)
+//! `WorkflowStore`, `AdminKeyStore` and `AuditStore` and passes the same
+//! `moat_store::conformance` suite as the SQLite and memory backends. Audit writers take turns
+//! under a table lock and check the chain under it, so two of them cannot fork the log.
 //!
 //! Everything lives in one schema (default `moat`, see [`Schema`]), created and migrated at open
 //! ([`PostgresStore::open`]), so several stores (or tests) can share a database.
@@ -21,6 +22,7 @@
 //!   sqlx (no query macros, no other databases' drivers) to a 2-core build.
 
 mod admin_keys;
+mod audit;
 mod error;
 mod keys;
 mod migrations;

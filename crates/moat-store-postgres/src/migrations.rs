@@ -2,7 +2,7 @@
 //! `schema_version` table.
 //!
 //! Append new migrations at the end; never edit one that has shipped. The numbering is this
-//! backend's own (SQLite's migration 4, the audit log, has no counterpart here yet).
+//! backend's own (SQLite's migration 4, the audit log, is this one's 6).
 
 use crate::error::Db;
 use crate::schema::Schema;
@@ -57,6 +57,55 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // exclusive) it is still accepted. Both NULL, or both set.
     "ALTER TABLE keys ADD COLUMN previous_hash TEXT;
     ALTER TABLE keys ADD COLUMN previous_valid_until BIGINT;",
+    // 6: the hash-chained audit log, as SQLite's migration 4. `json` is the sealed record byte for
+    // byte: BYTEA, since TEXT cannot hold NUL and JSONB would rewrite it. The free-form strings
+    // (request id, key, account, workflow, decision tags) are BYTEA too, so no value can make an
+    // append fail; kind and the hex hashes are moat's own, TEXT. Records are never updated, and
+    // deleted only behind a checkpoint at or above their seq; checkpoints are never updated or
+    // deleted. (The triggers stop moat's own bugs; the hash chain catches anyone else.)
+    "CREATE TABLE audit (
+        seq         BIGINT PRIMARY KEY,
+        ts_ms       BIGINT NOT NULL,
+        kind        TEXT NOT NULL,
+        request_id  BYTEA NOT NULL,
+        key_id      BYTEA,
+        account     BYTEA,
+        workflow    BYTEA,
+        status      INTEGER NOT NULL,
+        decisions   BYTEA[] NOT NULL,
+        prev_hash   TEXT NOT NULL,
+        hash        TEXT NOT NULL,
+        json        BYTEA NOT NULL
+    );
+    CREATE INDEX audit_ts ON audit(ts_ms);
+    CREATE INDEX audit_account ON audit(account, seq);
+    CREATE INDEX audit_workflow ON audit(workflow, seq);
+    CREATE INDEX audit_key ON audit(key_id, seq);
+    CREATE TABLE audit_checkpoints (
+        seq     BIGINT PRIMARY KEY,
+        hash    TEXT NOT NULL,
+        ts_ms   BIGINT NOT NULL,
+        json    BYTEA NOT NULL
+    );
+    CREATE FUNCTION audit_refuse() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
+    BEGIN
+        RAISE EXCEPTION '%', TG_ARGV[0];
+    END $$;
+    CREATE FUNCTION audit_refuse_uncovered_delete() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
+    BEGIN
+        IF OLD.seq > (SELECT coalesce(max(seq), 0) FROM audit_checkpoints) THEN
+            RAISE EXCEPTION 'audit records are dropped only behind a checkpoint';
+        END IF;
+        RETURN OLD;
+    END $$;
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        FOR EACH ROW EXECUTE FUNCTION audit_refuse('audit records are append-only');
+    CREATE TRIGGER audit_delete_behind_checkpoint BEFORE DELETE ON audit
+        FOR EACH ROW EXECUTE FUNCTION audit_refuse_uncovered_delete();
+    CREATE TRIGGER audit_checkpoints_no_change BEFORE UPDATE OR DELETE ON audit_checkpoints
+        FOR EACH ROW EXECUTE FUNCTION audit_refuse('audit checkpoints are append-only');",
 ];
 
 /// Creates the schema if needed and applies every migration past its version, all in one

@@ -30,7 +30,8 @@ impl Default for PostgresOptions {
     }
 }
 
-/// Keys, spend, workflows and admin keys in a PostgreSQL schema, over a pool of connections.
+/// Keys, spend, workflows, admin keys and the audit log in a PostgreSQL schema, over a pool of
+/// connections.
 ///
 /// Every connection starts with `search_path` set to the schema and `application_name` set to
 /// `moat/<schema>`, so statements name tables bare and an operator can tell the store's

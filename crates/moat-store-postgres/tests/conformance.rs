@@ -34,12 +34,19 @@ async fn postgres_store_passes_the_admin_key_store_suite() {
 }
 
 #[tokio::test]
+async fn postgres_store_passes_the_audit_store_suite() {
+    let t = TestSchema::new().await;
+    conformance::audit_store(&t.open().await).await;
+}
+
+#[tokio::test]
 async fn all_suites_pass_on_one_store_as_for_sqlite() {
     let t = TestSchema::new().await;
     let store = t.open().await;
     conformance::key_store(&store).await;
     conformance::spend_store(&store).await;
     conformance::workflow_store(&store).await;
+    conformance::audit_store(&store).await;
     conformance::admin_key_store(&store).await;
 }
 

@@ -1,0 +1,308 @@
+//! What the shared audit suite does not cover: concurrent writers, the byte-budgeted page this
+//! backend implements itself, the schema's append-only triggers, and corrupt rows.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::TestSchema;
+use moat_store::conformance::{audit_chain, GENESIS};
+use moat_store::{AuditQuery, AuditStore, ChainBreak, PageBudget, StoreError, StoredAudit};
+use moat_store_postgres::PostgresStore;
+use std::sync::Arc;
+use tokio::sync::Barrier;
+
+/// A store whose pool has room for `writers` connections at once.
+async fn store_for(t: &TestSchema, writers: usize) -> PostgresStore {
+    let mut options = t.options();
+    options.max_connections = writers;
+    PostgresStore::open(&common::url(), &options).await.unwrap()
+}
+
+/// `n` records from `from`, linked to `prev`, whose hashes are writer `w`'s own: two writers'
+/// batches for the same seqs differ, as two forks would.
+fn fork(w: u64, from: u64, n: u64, prev: &str) -> Vec<StoredAudit> {
+    let mut rows = audit_chain(from, n, prev);
+    let mut prev = prev.to_string();
+    for r in &mut rows {
+        r.prev_hash = prev;
+        r.hash = format!("{w:016x}{:048x}", r.seq);
+        prev = r.hash.clone();
+    }
+    rows
+}
+
+/// Every record links to the one before it, and seqs run 1, 2, 3, ... without a gap.
+fn assert_one_chain(rows: &[StoredAudit]) {
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r.seq, i as u64 + 1);
+        if i > 0 {
+            assert_eq!(r.prev_hash, rows[i - 1].hash, "record {} forks", r.seq);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_writers_of_the_same_seqs_cannot_fork_the_chain() {
+    const WRITERS: u64 = 8;
+    let t = TestSchema::new().await;
+    let store = store_for(&t, WRITERS as usize).await;
+    let prefix = audit_chain(1, 10, GENESIS);
+    store.append_audit(&prefix).await.unwrap();
+    let tip = prefix[9].hash.clone();
+    let barrier = Arc::new(Barrier::new(WRITERS as usize));
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let (store, barrier, batch) = (store.clone(), barrier.clone(), fork(w, 11, 10, &tip));
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            (w, store.append_audit(&batch).await)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (w, Ok(())) => winners.push(w),
+            // Refused by the chain check, not by a unique-key violation: the loser saw the
+            // winner's records before it wrote.
+            (
+                _,
+                Err(StoreError::AuditChain(ChainBreak::Gap {
+                    expected: 21,
+                    found: 11,
+                })),
+            ) => {}
+            (w, Err(e)) => panic!("writer {w}: {e:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one writer wins: {winners:?}");
+    let stored = store.audit_range(0, u64::MAX, 1000).await.unwrap();
+    let mut expected = prefix;
+    expected.extend(fork(winners[0], 11, 10, &tip));
+    assert_eq!(stored, expected);
+    assert_one_chain(&stored);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_that_reread_the_tail_serialise_into_one_chain() {
+    const WRITERS: u64 = 4;
+    const EACH: u64 = 25;
+    let t = TestSchema::new().await;
+    let store = store_for(&t, WRITERS as usize).await;
+    let barrier = Arc::new(Barrier::new(WRITERS as usize));
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let (store, barrier) = (store.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let (mut written, mut refused) = (0, 0);
+            while written < EACH {
+                let (seq, prev) = match store.audit_tail().await.unwrap() {
+                    Some(tail) => (tail.seq + 1, tail.hash),
+                    None => (1, GENESIS.to_string()),
+                };
+                match store.append_audit(&fork(w, seq, 1, &prev)).await {
+                    Ok(()) => written += 1,
+                    Err(StoreError::AuditChain(_)) => refused += 1,
+                    Err(e) => panic!("writer {w}: {e:?}"),
+                }
+            }
+            refused
+        }));
+    }
+    let mut refused = 0;
+    for task in tasks {
+        refused += task.await.unwrap();
+    }
+    let stored = store.audit_range(0, u64::MAX, 1000).await.unwrap();
+    assert_eq!(stored.len() as u64, WRITERS * EACH, "{refused} refusals");
+    assert_one_chain(&stored);
+}
+
+/// Records 1..=n whose JSON carries a body of `body_len` bytes.
+fn with_bodies(n: u64, body_len: usize) -> Vec<StoredAudit> {
+    let mut rows = audit_chain(1, n, GENESIS);
+    for r in &mut rows {
+        r.json = format!(
+            r#"{{"seq":{},"request_body":{{"full":"{}"}},"response_body":{{"sha256":"ab"}},"status":200}}"#,
+            r.seq,
+            "x".repeat(body_len)
+        );
+    }
+    rows
+}
+
+#[tokio::test]
+async fn a_page_stops_at_its_byte_budget_and_the_cursor_continues() {
+    let t = TestSchema::new().await;
+    let store = t.open().await;
+    store.append_audit(&with_bodies(10, 1000)).await.unwrap();
+    let budget = PageBudget {
+        max_bytes: 3500,
+        bodies: true,
+    };
+    let mut q = AuditQuery::new(100);
+    let mut seen = Vec::new();
+    loop {
+        let page = store.audit_page(&q, budget).await.unwrap();
+        assert!(page.rows.len() <= 3, "{} rows", page.rows.len());
+        seen.extend(page.rows.iter().map(|r| r.seq));
+        assert!(page.rows.iter().all(|r| r.json.len() > 1000));
+        match page.next_after_seq {
+            Some(after) => q.after_seq = Some(after),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (1..=10).collect::<Vec<_>>());
+    // The limit still applies, and a record larger than the budget comes alone.
+    let tiny = PageBudget {
+        max_bytes: 10,
+        bodies: true,
+    };
+    let page = store.audit_page(&AuditQuery::new(5), tiny).await.unwrap();
+    assert_eq!((page.rows.len(), page.next_after_seq), (1, Some(1)));
+    let wide = PageBudget {
+        max_bytes: usize::MAX,
+        bodies: true,
+    };
+    let page = store.audit_page(&AuditQuery::new(4), wide).await.unwrap();
+    assert_eq!((page.rows.len(), page.next_after_seq), (4, Some(4)));
+    let mut last = AuditQuery::new(4);
+    last.after_seq = Some(8);
+    let page = store.audit_page(&last, wide).await.unwrap();
+    assert_eq!((page.rows.len(), page.next_after_seq), (2, None));
+    assert!(store
+        .audit_page(&AuditQuery::new(0), wide)
+        .await
+        .unwrap()
+        .rows
+        .is_empty());
+    // The page is what query_audit returns, documents included.
+    let all = store.query_audit(&AuditQuery::new(100)).await.unwrap();
+    let page = store.audit_page(&AuditQuery::new(100), wide).await.unwrap();
+    assert_eq!(page.rows, all);
+}
+
+#[tokio::test]
+async fn without_bodies_the_records_carry_none() {
+    let t = TestSchema::new().await;
+    let store = t.open().await;
+    store.append_audit(&with_bodies(3, 1000)).await.unwrap();
+    let budget = PageBudget {
+        max_bytes: usize::MAX,
+        bodies: false,
+    };
+    let page = store
+        .audit_page(&AuditQuery::new(10), budget)
+        .await
+        .unwrap();
+    let docs: Vec<&str> = page.rows.iter().map(|r| r.json.as_str()).collect();
+    assert_eq!(
+        docs,
+        [
+            r#"{"seq":1,"status":200}"#,
+            r#"{"seq":2,"status":200}"#,
+            r#"{"seq":3,"status":200}"#
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_schema_refuses_edits_and_uncovered_deletes() {
+    let t = TestSchema::new().await;
+    let store = t.open().await;
+    store
+        .append_audit(&audit_chain(1, 3, GENESIS))
+        .await
+        .unwrap();
+    let admin = common::admin().await;
+    // Names qualified, from a session whose search_path is not the store's: the triggers (and
+    // the table the delete trigger reads) do not depend on the caller's search_path.
+    for statement in [
+        "UPDATE {s}.audit SET status = 200 WHERE seq = 2",
+        "DELETE FROM {s}.audit WHERE seq = 1",
+        "INSERT INTO {s}.audit_checkpoints VALUES (1, 'h', 0, '');
+         UPDATE {s}.audit_checkpoints SET hash = 'x'",
+        "INSERT INTO {s}.audit_checkpoints VALUES (1, 'h', 0, '');
+         DELETE FROM {s}.audit_checkpoints",
+    ] {
+        let statement = statement.replace("{s}", &format!("\"{}\"", t.name()));
+        let sql = format!("BEGIN; SET LOCAL search_path = public; {statement}; COMMIT");
+        let err = format!("{:?}", admin.batch_execute(&sql).await.unwrap_err());
+        assert!(
+            err.contains("append-only") || err.contains("dropped only behind a checkpoint"),
+            "{statement}: {err}"
+        );
+        admin.batch_execute("ROLLBACK").await.unwrap();
+    }
+    // Behind a checkpoint, a delete is allowed.
+    let allowed = format!(
+        "BEGIN; SET LOCAL search_path = public;
+         INSERT INTO \"{s}\".audit_checkpoints VALUES (1, 'h', 0, '');
+         DELETE FROM \"{s}\".audit WHERE seq = 1; ROLLBACK",
+        s = t.name()
+    );
+    admin.batch_execute(&allowed).await.unwrap();
+    assert_eq!(store.audit_range(1, 3, 10).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_corrupt_audit_row_is_an_error_not_a_panic() {
+    for (column, value) in [
+        ("status", "70000"),
+        ("json", "'\\xff'::bytea"),
+        ("seq", "-1"),
+    ] {
+        let t = TestSchema::new().await;
+        let store = t.open().await;
+        // Written behind the no-update trigger, as a hand edit would be.
+        common::admin()
+            .await
+            .batch_execute(&format!(
+                "SET search_path = \"{s}\";
+                 ALTER TABLE audit DISABLE TRIGGER audit_no_update;
+                 INSERT INTO audit VALUES (1, 0, 'request', 'r', NULL, NULL, NULL, 200,
+                     '{{}}', 'p', 'h', '{{}}');
+                 UPDATE audit SET {column} = {value};",
+                s = t.name()
+            ))
+            .await
+            .unwrap();
+        let err = store.audit_range(0, u64::MAX, 1).await;
+        let err = match err {
+            // A negative seq is below every range: read it through a query instead.
+            Ok(rows) if rows.is_empty() => store.query_audit(&AuditQuery::new(1)).await,
+            other => other,
+        }
+        .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt { .. }),
+            "{column}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_version_5_schema_is_migrated_and_gains_the_audit_log() {
+    let t = TestSchema::new().await;
+    let store = t.open().await;
+    moat_store::KeyStore::insert_key(&store, &moat_store::conformance::sample_key("old", 7))
+        .await
+        .unwrap();
+    // Take the schema back to before migration 6, as a store written by the previous release.
+    common::admin()
+        .await
+        .batch_execute(&format!(
+            "SET search_path = \"{s}\";
+             DROP TABLE audit, audit_checkpoints;
+             DROP FUNCTION audit_refuse, audit_refuse_uncovered_delete;
+             UPDATE schema_version SET version = 5;",
+            s = t.name()
+        ))
+        .await
+        .unwrap();
+    let store = t.open().await;
+    let key = moat_store::KeyStore::get_key(&store, "old").await.unwrap();
+    assert_eq!(key.map(|k| k.created_at), Some(7));
+    moat_store::conformance::audit_store(&store).await;
+}
