@@ -10,16 +10,32 @@
 use crate::error::Db;
 use crate::PostgresStore;
 use async_trait::async_trait;
-use futures_util::future::try_join_all;
 use moat_store::{
     check_batch, check_checkpoint, without_bodies, AuditBounds, AuditPage, AuditQuery, AuditStore,
     AuditTail, PageBudget, StoreError, StoredAudit, StoredCheckpoint,
 };
-use tokio_postgres::types::ToSql;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{IsolationLevel, Row};
 
 const COLUMNS: &str =
     "seq, ts_ms, kind, request_id, key_id, account, workflow, status, decisions, prev_hash, hash, json";
+
+/// The column types of `audit`, in [`COLUMNS`] order, for `COPY ... (FORMAT binary)`.
+const COPY_TYPES: [Type; 12] = [
+    Type::INT8,
+    Type::INT8,
+    Type::TEXT,
+    Type::BYTEA,
+    Type::BYTEA,
+    Type::BYTEA,
+    Type::BYTEA,
+    Type::INT4,
+    Type::BYTEA_ARRAY,
+    Type::TEXT,
+    Type::TEXT,
+    Type::BYTEA,
+];
 
 /// The writers' lock: conflicts with itself and with every `INSERT`, `UPDATE` and `DELETE` on
 /// `audit`, not with `SELECT`. Released at commit or rollback.
@@ -49,18 +65,17 @@ impl AuditStore for PostgresStore {
         let stmt = tx.prepare_cached(TAIL).await.db()?;
         let tail = tx.query_opt(&stmt, &[]).await.db()?;
         check_batch(tail.as_ref().map(tail_of).transpose()?.as_ref(), batch)?;
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO audit (seq, ts_ms, kind, request_id, key_id, account, workflow,
-                                    status, decisions, prev_hash, hash, json)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        // COPY streams the whole batch in one statement: no round trip per record.
+        let sink = tx
+            .copy_in(
+                "COPY audit (seq, ts_ms, kind, request_id, key_id, account, workflow, status,
+                             decisions, prev_hash, hash, json) FROM STDIN (FORMAT binary)",
             )
             .await
             .db()?;
-        let (tx_ref, stmt) = (&tx, &stmt);
-        // Issued together, so the driver pipelines them: the batch does not wait a round trip
-        // per record.
-        try_join_all(batch.iter().zip(seqs).map(|(r, seq)| async move {
+        let writer = BinaryCopyInWriter::new(sink, &COPY_TYPES);
+        let mut writer = std::pin::pin!(writer);
+        for (r, seq) in batch.iter().zip(seqs) {
             let (key_id, account, workflow) = (
                 opt_bytes(&r.key_id),
                 opt_bytes(&r.account),
@@ -68,7 +83,7 @@ impl AuditStore for PostgresStore {
             );
             let decisions: Vec<&[u8]> = r.decisions.iter().map(|d| d.as_bytes()).collect();
             let status = i32::from(r.status);
-            let params: [&(dyn ToSql + Sync); 12] = [
+            let row: [&(dyn ToSql + Sync); 12] = [
                 &seq,
                 &r.ts_ms,
                 &r.kind,
@@ -82,10 +97,9 @@ impl AuditStore for PostgresStore {
                 &r.hash,
                 &r.json.as_bytes(),
             ];
-            tx_ref.execute(stmt, &params).await
-        }))
-        .await
-        .db()?;
+            writer.as_mut().write(&row).await.db()?;
+        }
+        writer.as_mut().finish().await.db()?;
         // An early return drops `tx`, which rolls back: a refused or failed batch leaves nothing.
         tx.commit().await.db()
     }

@@ -306,3 +306,65 @@ async fn a_version_5_schema_is_migrated_and_gains_the_audit_log() {
     assert_eq!(key.map(|k| k.created_at), Some(7));
     moat_store::conformance::audit_store(&store).await;
 }
+
+/// Prints how long a 1,000-record batch of ~1 KB records takes to append.
+/// `cargo test -p moat-store-postgres --test audit -- --ignored --nocapture append_timing`
+#[tokio::test]
+#[ignore = "a timing report, not a check"]
+async fn append_timing() {
+    let t = TestSchema::new().await;
+    let store = t.open().await;
+    let body = format!(",\"body\":\"{}\"}}", "x".repeat(900));
+    let mut prev = GENESIS.to_string();
+    let mut times = Vec::new();
+    for round in 0..20u64 {
+        let mut batch = audit_chain(round * 1000 + 1, 1000, &prev);
+        for r in &mut batch {
+            r.json.pop();
+            r.json.push_str(&body);
+        }
+        prev = batch[999].hash.clone();
+        let start = std::time::Instant::now();
+        store.append_audit(&batch).await.unwrap();
+        times.push(start.elapsed());
+    }
+    times.sort();
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "1,000 records of ~1 KB: median {:.1} ms, max {:.1} ms (20 batches)",
+        ms(times[10]),
+        ms(times[19])
+    );
+}
+
+#[tokio::test]
+async fn a_failing_insert_mid_batch_leaves_nothing() {
+    let t = TestSchema::new().await;
+    let store = t.open().await;
+    let admin = common::admin().await;
+    admin
+        .batch_execute(&format!(
+            "SET search_path = \"{s}\";
+             CREATE FUNCTION fail_at_7() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN IF NEW.seq = 7 THEN RAISE EXCEPTION 'disk full, say'; END IF; RETURN NEW; END $$;
+             CREATE TRIGGER fail_at_7 BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION fail_at_7();",
+            s = t.name()
+        ))
+        .await
+        .unwrap();
+    let records = audit_chain(1, 10, GENESIS);
+    let err = store.append_audit(&records).await.unwrap_err();
+    assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
+    assert_eq!(store.audit_bounds().await.unwrap(), None);
+    assert_eq!(store.audit_tail().await.unwrap(), None);
+    admin
+        .batch_execute(&format!("DROP TRIGGER fail_at_7 ON \"{}\".audit", t.name()))
+        .await
+        .unwrap();
+    // The pool's connections are usable after the aborted COPY.
+    for _ in 0..4 {
+        assert_eq!(store.audit_tail().await.unwrap(), None);
+    }
+    store.append_audit(&records).await.unwrap();
+    assert_eq!(store.audit_range(1, 10, 100).await.unwrap(), records);
+}
