@@ -6,6 +6,11 @@
 //! every statement after the lock sees every write committed before it, so a second writer checks
 //! against the first one's records and is refused ([`StoreError::AuditChain`]) instead of forking
 //! the chain. The primary key on `seq` is the backstop: a duplicate seq cannot be stored at all.
+//!
+//! **Durability.** `Ok` from `append_audit` means the transaction committed; how durable that is
+//! is the server's `synchronous_commit` (default `on`: the WAL is flushed, and with synchronous
+//! standbys configured, replicated, before the commit returns). This store does not override it,
+//! so an operator who turned it off for the database has turned it off for the audit log too.
 
 use crate::error::Db;
 use crate::PostgresStore;
