@@ -7,7 +7,10 @@ use crate::{KeyStore, SpendRow, SpendStore, StoreError};
 mod admin_keys;
 mod audit;
 pub use admin_keys::admin_key_store;
-pub use audit::{audit_chain, audit_record, audit_store, GENESIS};
+pub use audit::{
+    audit_chain, audit_chain_with_bodies, audit_pages, audit_pages_without_bodies, audit_record,
+    audit_store, GENESIS,
+};
 use moat_core::Money;
 use moat_policy::budget::Period;
 use moat_policy::limits::Scope;

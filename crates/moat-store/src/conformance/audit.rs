@@ -3,8 +3,8 @@
 //! checkpoints.
 
 use crate::{
-    AuditBounds, AuditQuery, AuditStore, AuditTail, ChainBreak, StoreError, StoredAudit,
-    StoredCheckpoint,
+    AuditBounds, AuditQuery, AuditStore, AuditTail, ChainBreak, PageBudget, StoreError,
+    StoredAudit, StoredCheckpoint,
 };
 
 /// 2026-05-01T00:00:00Z in Unix milliseconds; record `seq` is made `seq` seconds later.
@@ -554,5 +554,97 @@ async fn retention(store: &dyn AuditStore, all: &[StoredAudit]) {
     assert_eq!(
         store.query_audit(&AuditQuery::new(100)).await.unwrap(),
         next
+    );
+}
+
+/// Records 1..=n whose JSON carries a request body of `body_len` bytes (the chain's hashes are not
+/// recomputed: stores check only seq and links).
+pub fn audit_chain_with_bodies(n: u64, body_len: usize) -> Vec<StoredAudit> {
+    let mut rows = audit_chain(1, n, GENESIS);
+    for r in &mut rows {
+        r.json = format!(
+            r#"{{"seq":{},"request_body":{{"full":"{}"}},"response_body":{{"sha256":"ab"}},"status":200}}"#,
+            r.seq,
+            "x".repeat(body_len)
+        );
+    }
+    rows
+}
+
+/// Runs the byte-budgeted page suite on an empty store: a page stops at its budget and its
+/// cursor continues, the limit still applies, a record larger than the budget comes alone, and a
+/// page is what `query_audit` returns.
+pub async fn audit_pages(store: &dyn AuditStore) {
+    store
+        .append_audit(&audit_chain_with_bodies(10, 1000))
+        .await
+        .unwrap();
+    let budget = PageBudget {
+        max_bytes: 3500,
+        bodies: true,
+    };
+    let mut q = AuditQuery::new(100);
+    let mut seen = Vec::new();
+    loop {
+        let page = store.audit_page(&q, budget).await.unwrap();
+        assert!(page.rows.len() <= 3, "{} rows", page.rows.len());
+        seen.extend(page.rows.iter().map(|r| r.seq));
+        assert!(page.rows.iter().all(|r| r.json.len() > 1000));
+        match page.next_after_seq {
+            Some(after) => q.after_seq = Some(after),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (1..=10).collect::<Vec<_>>());
+    let tiny = PageBudget {
+        max_bytes: 10,
+        bodies: true,
+    };
+    let page = store.audit_page(&AuditQuery::new(5), tiny).await.unwrap();
+    assert_eq!((page.rows.len(), page.next_after_seq), (1, Some(1)));
+    let wide = PageBudget {
+        max_bytes: usize::MAX,
+        bodies: true,
+    };
+    let page = store.audit_page(&AuditQuery::new(4), wide).await.unwrap();
+    assert_eq!((page.rows.len(), page.next_after_seq), (4, Some(4)));
+    let mut last = AuditQuery::new(4);
+    last.after_seq = Some(8);
+    let page = store.audit_page(&last, wide).await.unwrap();
+    assert_eq!((page.rows.len(), page.next_after_seq), (2, None));
+    assert!(store
+        .audit_page(&AuditQuery::new(0), wide)
+        .await
+        .unwrap()
+        .rows
+        .is_empty());
+    let all = store.query_audit(&AuditQuery::new(100)).await.unwrap();
+    let page = store.audit_page(&AuditQuery::new(100), wide).await.unwrap();
+    assert_eq!(page.rows, all);
+}
+
+/// Runs the without-bodies page check on an empty store: the records come without their body
+/// fields.
+pub async fn audit_pages_without_bodies(store: &dyn AuditStore) {
+    store
+        .append_audit(&audit_chain_with_bodies(3, 1000))
+        .await
+        .unwrap();
+    let budget = PageBudget {
+        max_bytes: usize::MAX,
+        bodies: false,
+    };
+    let page = store
+        .audit_page(&AuditQuery::new(10), budget)
+        .await
+        .unwrap();
+    let docs: Vec<&str> = page.rows.iter().map(|r| r.json.as_str()).collect();
+    assert_eq!(
+        docs,
+        [
+            r#"{"seq":1,"status":200}"#,
+            r#"{"seq":2,"status":200}"#,
+            r#"{"seq":3,"status":200}"#
+        ]
     );
 }
