@@ -16,8 +16,8 @@ use crate::error::Db;
 use crate::PostgresStore;
 use async_trait::async_trait;
 use moat_store::{
-    check_batch, check_checkpoint, without_bodies, AuditBounds, AuditPage, AuditQuery, AuditStore,
-    AuditTail, PageBudget, StoreError, StoredAudit, StoredCheckpoint,
+    check_batch, check_checkpoint, AuditBounds, AuditPage, AuditQuery, AuditStore, AuditTail,
+    PageBudget, StoreError, StoredAudit, StoredCheckpoint,
 };
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
@@ -162,14 +162,9 @@ impl AuditStore for PostgresStore {
         q: &AuditQuery,
         budget: PageBudget,
     ) -> Result<AuditPage, StoreError> {
-        if q.limit == 0 {
-            return Ok(AuditPage {
-                rows: Vec::new(),
-                next_after_seq: None,
-            });
-        }
-        let mut one_more = q.clone();
-        one_more.limit = q.limit.saturating_add(1);
+        let Some(one_more) = AuditPage::probe(q) else {
+            return Ok(AuditPage::default());
+        };
         let (sql, values) = query_sql(
             &one_more,
             &COLUMNS.replace(", json", ", octet_length(json)"),
@@ -222,11 +217,7 @@ impl AuditStore for PostgresStore {
             let json: &[u8] = doc.try_get(1).db()?;
             let json =
                 std::str::from_utf8(json).map_err(|_| corrupt("json is not UTF-8".into()))?;
-            record.json = if budget.bodies {
-                json.to_owned()
-            } else {
-                without_bodies(json).map_err(|e| corrupt(e.to_string()))?
-            };
+            record.json = AuditPage::document(record.seq, json, budget.bodies)?;
         }
         Ok(page)
     }

@@ -133,8 +133,8 @@ pub struct PageBudget {
     pub bodies: bool,
 }
 
-/// One page of [`AuditStore::audit_page`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One page of [`AuditStore::audit_page`]; the default is the empty last page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditPage {
     /// The records, in seq order.
     pub rows: Vec<StoredAudit>,
@@ -144,6 +144,29 @@ pub struct AuditPage {
 }
 
 impl AuditPage {
+    /// The query a backend runs for a page of `q`: one record more than its limit, so the page
+    /// knows whether more match. `None` when the limit is 0: the page is empty
+    /// ([`AuditPage::default`]) without reading anything.
+    pub fn probe(q: &AuditQuery) -> Option<AuditQuery> {
+        (q.limit > 0).then(|| {
+            let mut one_more = q.clone();
+            one_more.limit = q.limit.saturating_add(1);
+            one_more
+        })
+    }
+
+    /// What a page shows of stored record `seq` whose JSON is `json`: all of it, or without
+    /// bodies; a record whose JSON cannot be read that way is `Corrupt`.
+    pub fn document(seq: u64, json: &str, bodies: bool) -> Result<String, StoreError> {
+        if bodies {
+            return Ok(json.to_owned());
+        }
+        without_bodies(json).map_err(|e| StoreError::Corrupt {
+            id: format!("audit {seq}"),
+            reason: e.to_string(),
+        })
+    }
+
     /// Fills a page from `rows` (at most `limit + 1` matching records in seq order, each with
     /// its stored size) within `limit` and `budget`; `json_of` gives a record's JSON, whole or
     /// without bodies, and is called only for records the page keeps. For backends.
@@ -301,14 +324,9 @@ pub trait AuditStore: Send + Sync {
         q: &AuditQuery,
         budget: PageBudget,
     ) -> Result<AuditPage, StoreError> {
-        if q.limit == 0 {
-            return Ok(AuditPage {
-                rows: Vec::new(),
-                next_after_seq: None,
-            });
-        }
-        let mut one_more = q.clone();
-        one_more.limit = q.limit.saturating_add(1);
+        let Some(one_more) = AuditPage::probe(q) else {
+            return Ok(AuditPage::default());
+        };
         let rows = self.query_audit(&one_more).await?;
         let sized = rows.into_iter().map(|r| {
             let size = r.json.len();
@@ -316,10 +334,7 @@ pub trait AuditStore: Send + Sync {
         });
         AuditPage::fill(sized, q.limit, budget, |mut row| {
             if !budget.bodies {
-                row.json = without_bodies(&row.json).map_err(|e| StoreError::Corrupt {
-                    id: format!("audit {}", row.seq),
-                    reason: e.to_string(),
-                })?;
+                row.json = AuditPage::document(row.seq, &row.json, false)?;
             }
             Ok(row)
         })

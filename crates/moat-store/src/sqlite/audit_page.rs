@@ -8,7 +8,7 @@
 //! copied out without them.
 
 use super::audit::{audit_with_json, query_sql_of, sql_seq, COLUMNS};
-use crate::{without_bodies, AuditPage, AuditQuery, PageBudget, StoreError, StoredAudit};
+use crate::{AuditPage, AuditQuery, PageBudget, StoreError, StoredAudit};
 use rusqlite::{params_from_iter, Connection};
 
 /// `COLUMNS` with the record's stored size in place of its text.
@@ -21,14 +21,9 @@ pub(super) fn page(
     q: &AuditQuery,
     budget: PageBudget,
 ) -> Result<AuditPage, StoreError> {
-    if q.limit == 0 {
-        return Ok(AuditPage {
-            rows: Vec::new(),
-            next_after_seq: None,
-        });
-    }
-    let mut one_more = q.clone();
-    one_more.limit = q.limit.saturating_add(1);
+    let Some(one_more) = AuditPage::probe(q) else {
+        return Ok(AuditPage::default());
+    };
     let (sql, values) = query_sql_of(&one_more, &sized_columns());
     let tx = conn.transaction()?;
     let sized: Vec<(StoredAudit, usize)> = {
@@ -50,8 +45,7 @@ pub(super) fn page(
         };
         row.json = text.query_row([sql_seq(seq)?], |r| {
             Ok(match r.get_ref(0)?.as_str() {
-                Ok(json) if budget.bodies => Ok(json.to_owned()),
-                Ok(json) => without_bodies(json).map_err(|e| corrupt(e.to_string())),
+                Ok(json) => AuditPage::document(seq, json, budget.bodies),
                 Err(e) => Err(corrupt(e.to_string())),
             })
         })??;
