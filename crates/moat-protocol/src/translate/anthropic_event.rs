@@ -4,6 +4,7 @@ use serde_json::Value;
 
 use super::TranslateError;
 use crate::sse::SseEvent;
+use crate::usage::AnthropicUsage;
 
 /// The data of an upstream stream event as JSON; an upstream error when it is not JSON.
 pub(super) fn event_json(event: &SseEvent) -> Result<Value, TranslateError> {
@@ -50,5 +51,20 @@ impl AnthropicEvent {
             "error" => Self::Error(data),
             _ => Self::Other,
         })
+    }
+}
+
+/// Folds a `message_delta`'s data into what a translator keeps of the stream: the cumulative
+/// usage it carries, and the stop reason once there is one.
+pub(super) fn fold_message_delta(
+    data: &Value,
+    usage: &mut Option<AnthropicUsage>,
+    stop_reason: &mut Option<String>,
+) {
+    usage
+        .get_or_insert_with(AnthropicUsage::default)
+        .apply(&data["usage"]);
+    if let Some(reason) = data["delta"]["stop_reason"].as_str() {
+        *stop_reason = Some(reason.to_owned());
     }
 }

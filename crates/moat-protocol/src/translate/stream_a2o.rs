@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::anthropic_event::AnthropicEvent;
+use super::anthropic_event::{fold_message_delta, AnthropicEvent};
 use super::mapping::finish_reason_for_stop_reason;
 use super::response_a2o::{openai_usage_json, REFUSAL_TEXT};
 use super::TranslateError;
@@ -237,12 +237,7 @@ impl AnthropicToOpenAiStream {
 
     fn on_message_delta(&mut self, data: &Value, frames: &mut Vec<Bytes>) {
         self.ensure_started(frames);
-        self.usage
-            .get_or_insert_with(AnthropicUsage::default)
-            .apply(&data["usage"]);
-        if let Some(reason) = data["delta"]["stop_reason"].as_str() {
-            self.stop_reason = Some(reason.to_owned());
-        }
+        fold_message_delta(data, &mut self.usage, &mut self.stop_reason);
         self.push_finish(frames);
     }
 

@@ -12,7 +12,7 @@ use super::items::{
 use super::reasoning;
 use crate::errors::anthropic_error_to_openai;
 use crate::sse::SseEvent;
-use crate::translate::anthropic_event::AnthropicEvent;
+use crate::translate::anthropic_event::{fold_message_delta, AnthropicEvent};
 use crate::translate::response_a2o::REFUSAL_TEXT;
 use crate::translate::TranslateError;
 use crate::usage::{AnthropicUsage, Usage};
@@ -355,12 +355,7 @@ impl AnthropicToResponsesStream {
 
     fn on_message_delta(&mut self, data: &Value, frames: &mut Vec<Bytes>) {
         self.ensure_started(frames);
-        self.usage
-            .get_or_insert_with(AnthropicUsage::default)
-            .apply(&data["usage"]);
-        if let Some(reason) = data["delta"]["stop_reason"].as_str() {
-            self.stop_reason = Some(reason.to_owned());
-        }
+        fold_message_delta(data, &mut self.usage, &mut self.stop_reason);
         self.settle(frames);
     }
 
